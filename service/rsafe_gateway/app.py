@@ -1,0 +1,83 @@
+"""Assemble the FastAPI application: clients on `app.state`, routers, middleware, error handlers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from . import __version__
+from .backend import BackendConfig, ModelBackend
+from .cache import DecisionCache, connect_redis
+from .exception_handlers import install_exception_handlers
+from .policy_store import SHIPPED_POLICY_DIR, PolicyStore
+from .request_id import RequestIdMiddleware
+from .routes import health, moderation, policies
+from .service import ModerationService
+from .settings import Settings, get_settings
+
+logger = logging.getLogger("rsafe_gateway")
+
+
+def build_policy_store(settings: Settings) -> PolicyStore:
+    directories: list[Path] = [settings.shipped_policy_dir or SHIPPED_POLICY_DIR]
+    if settings.policy_dir is not None:
+        directories.append(settings.policy_dir)
+    return PolicyStore(directories, settings.default_policy_id)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The gateway as an ASGI app. Policies are validated here, so a bad file stops start-up."""
+    settings = settings or get_settings()
+    policy_store = build_policy_store(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        backend = ModelBackend(
+            BackendConfig(
+                base_url=settings.model_server_url,
+                model=settings.model_name,
+                api_key=settings.model_server_api_key,
+                connect_timeout=settings.connect_timeout_seconds,
+                read_timeout=settings.read_timeout_seconds,
+                connect_retries=settings.connect_retries,
+                max_connections=settings.max_connections,
+            )
+        )
+        cache = DecisionCache(
+            connect_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds),
+            ttl_seconds=settings.cache_ttl_seconds,
+        )
+        app.state.settings = settings
+        app.state.backend = backend
+        app.state.cache = cache
+        app.state.service = ModerationService(settings, backend, cache, policy_store)
+        app.state.shutting_down = False
+        try:
+            yield
+        finally:
+            app.state.shutting_down = True
+            await backend.close()
+            await cache.close()
+
+    app = FastAPI(
+        title="RSafe moderation gateway",
+        version=__version__,
+        summary="Policy-guided reasoning moderation for LLM apps, in front of a vLLM-served "
+        "RSafe checkpoint.",
+        lifespan=lifespan,
+    )
+    app.include_router(moderation.router)
+    app.include_router(policies.router)
+    app.include_router(health.router)
+    install_exception_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` and for each worker process."""
+    return create_app(get_settings())

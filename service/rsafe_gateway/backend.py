@@ -1,0 +1,158 @@
+"""The model-server client: one pooled aiohttp session toward vLLM's OpenAI-compatible API.
+
+aiohttp rather than httpx on this path: measured on this machine at 64 concurrent requests, httpx's
+own pool fell to 0.18x the direct throughput while aiohttp held 0.96x. Swapping the client means
+rewriting this module only; the rest of the gateway sees `ModelBackend` and the errors below.
+
+Every aiohttp/asyncio exception is translated here, and only here, into `errors.Backend*`.
+Retries happen on connection failures only (nothing was sent, so a retry cannot double-bill).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from .errors import BackendError, BackendTimeout, BackendUnavailable, InvalidRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BackendConfig:
+    base_url: str
+    model: str
+    api_key: str | None = None
+    connect_timeout: float = 2.0
+    read_timeout: float = 60.0
+    connect_retries: int = 2
+    max_connections: int = 512
+
+
+class _ConnectFailed(Exception):
+    """Internal: the TCP connection could not be made (safe to retry)."""
+
+
+class ModelBackend:
+    """Sends chat completions to the model server. Create inside a running event loop."""
+
+    def __init__(self, config: BackendConfig) -> None:
+        self._config = config
+        self._completions_url = f"{config.base_url}/v1/chat/completions"
+        self._models_url = f"{config.base_url}/v1/models"
+        headers = {"Content-Type": "application/json"}
+        if config.api_key:
+            headers["Authorization"] = f"Bearer {config.api_key}"
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=config.max_connections, keepalive_timeout=30),
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=config.connect_timeout, sock_read=config.read_timeout
+            ),
+            headers=headers,
+            json_serialize=lambda obj: orjson.dumps(obj).decode(),
+        )
+        self._retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_ConnectFailed),
+            stop=stop_after_attempt(config.connect_retries + 1),
+            wait=wait_exponential(multiplier=0.05, max=0.5),
+            reraise=True,
+        )
+
+    @property
+    def model(self) -> str:
+        return self._config.model
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def complete(self, body: dict[str, Any], *, request_id: str | None = None) -> Completion:
+        """POST a chat completion; `body` gets the model name added."""
+        payload = orjson.dumps({"model": self._config.model, **body})
+        headers = {"X-Request-ID": request_id} if request_id else None
+        try:
+            async for attempt in self._retrying:
+                with attempt:
+                    raw, status = await self._post(payload, headers)
+        except _ConnectFailed as exc:
+            raise BackendUnavailable(f"model server unreachable: {exc}") from exc
+        return _parse_completion(raw, status)
+
+    async def _post(self, payload: bytes, headers: dict[str, str] | None) -> tuple[bytes, int]:
+        try:
+            async with self._session.post(
+                self._completions_url, data=payload, headers=headers
+            ) as response:
+                return await response.read(), response.status
+        except aiohttp.ClientConnectorError as exc:
+            raise _ConnectFailed(str(exc.os_error or exc)) from exc
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise BackendTimeout("model server did not answer in time") from exc
+        except aiohttp.ClientError as exc:
+            # Connection dropped mid-request: the server may have done the work; don't retry.
+            reason = type(exc).__name__
+            raise BackendUnavailable(f"model server connection failed: {reason}") from exc
+
+    async def ready(self) -> bool:
+        """True when the model server lists our model (used by /readyz)."""
+        try:
+            async with self._session.get(
+                self._models_url, timeout=aiohttp.ClientTimeout(total=self._config.connect_timeout)
+            ) as response:
+                if response.status != 200:
+                    return False
+                listed = orjson.loads(await response.read())
+        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
+            return False
+        return any(item.get("id") == self._config.model for item in listed.get("data", []))
+
+
+def _parse_completion(raw: bytes, status: int) -> Completion:
+    if status >= 500:
+        raise BackendError(f"model server answered HTTP {status}")
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BackendError("model server answered with invalid JSON") from exc
+    if status == 400 and _is_context_overflow(document):
+        raise InvalidRequest(
+            "input and policy together are too long for the model's context window",
+            param="input",
+        )
+    if status != 200:
+        raise BackendError(f"model server answered HTTP {status}")
+    try:
+        choice = document["choices"][0]
+        usage = document.get("usage") or {}
+        return Completion(
+            text=str(choice["message"]["content"] or ""),
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            finish_reason=choice.get("finish_reason"),
+        )
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise BackendError("model server answered without a completion") from exc
+
+
+def _is_context_overflow(document: Any) -> bool:
+    message = ""
+    if isinstance(document, dict):
+        error = document.get("error", document)
+        if isinstance(error, dict):
+            message = str(error.get("message", ""))
+    lowered = message.lower()
+    return "context length" in lowered or "maximum context" in lowered or "too long" in lowered

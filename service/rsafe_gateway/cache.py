@@ -1,0 +1,95 @@
+"""Decision cache in Redis. The cache is an accelerator, never a dependency.
+
+The key is a SHA-256 over everything that decides the answer: model, prompt-template version,
+policy hash, target, the neutralised conversation and the decoding parameters. So a new template,
+model or policy text can never be answered from an old entry. The value is the decision only
+(verdict, categories, reasoning, usage), never the moderated text.
+
+Any Redis failure is logged and treated as a miss (reads) or skipped (writes): requests never fail
+because of the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+logger = logging.getLogger("rsafe_gateway.cache")
+
+# Bump when the stored value's shape changes.
+VALUE_VERSION = 1
+
+
+def cache_key(prefix: str, material: dict[str, Any]) -> str:
+    digest = hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return f"{prefix}v{VALUE_VERSION}:{digest}"
+
+
+class DecisionCache:
+    def __init__(self, redis: Redis | None, *, ttl_seconds: int) -> None:
+        self._redis = redis
+        self._ttl = ttl_seconds
+
+    @property
+    def enabled(self) -> bool:
+        return self._redis is not None
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        if self._redis is None:
+            return None
+        try:
+            raw = await self._redis.get(key)
+        except (RedisError, OSError) as exc:
+            logger.warning("cache read skipped: %s", type(exc).__name__)
+            return None
+        if raw is None:
+            return None
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(value, dict) or value.get("v") != VALUE_VERSION:
+            return None
+        return value
+
+    async def set(self, key: str, value: dict[str, Any]) -> None:
+        if self._redis is None:
+            return
+        try:
+            await self._redis.set(key, orjson.dumps({**value, "v": VALUE_VERSION}), ex=self._ttl)
+        except (RedisError, OSError) as exc:
+            logger.warning("cache write skipped: %s", type(exc).__name__)
+
+    async def ping(self) -> bool:
+        if self._redis is None:
+            return True
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+def connect_redis(url: str | None, *, timeout_seconds: float) -> Redis | None:
+    """A lazily connecting client (no I/O here), or None when the cache is disabled."""
+    if not url:
+        return None
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
+        health_check_interval=30,
+        # One immediate retry heals a stale pooled connection; more would make a dead Redis
+        # cost every request seconds of backoff (redis-py's default).
+        retry=Retry(NoBackoff(), retries=1),
+    )

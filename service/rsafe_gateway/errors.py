@@ -1,0 +1,92 @@
+"""The gateway's exceptions, each carrying the HTTP status and the contract's `error.type`.
+
+    GatewayError
+    ├── InvalidRequest          400 invalid_request   (names the offending field in `param`)
+    │   └── NotFound            404 invalid_request   (an unknown resource in the URL path)
+    ├── PayloadTooLarge         413 payload_too_large
+    ├── Unauthorized            401 unauthorized
+    ├── RateLimited             429 rate_limited      (carries Retry-After)
+    ├── Overloaded              503 backend_unavailable (the gateway's own queue is full)
+    └── BackendError            502 backend_error     (model server answered 5xx or nonsense)
+        ├── BackendUnavailable  503 backend_unavailable (refused / unreachable / breaker open)
+        └── BackendTimeout      504 backend_timeout
+
+Domain modules raise these and know nothing of HTTP responses; `app.py` turns them into JSON once.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    status_code = 500
+    error_type = "internal"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class InvalidRequest(GatewayError):
+    status_code = 400
+    error_type = "invalid_request"
+
+
+class NotFound(InvalidRequest):
+    status_code = 404
+
+
+class PayloadTooLarge(GatewayError):
+    status_code = 413
+    error_type = "payload_too_large"
+
+
+class Unauthorized(GatewayError):
+    status_code = 401
+    error_type = "unauthorized"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class RateLimited(GatewayError):
+    status_code = 429
+    error_type = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class Overloaded(GatewayError):
+    status_code = 503
+    error_type = "backend_unavailable"
+
+
+class BackendError(GatewayError):
+    """The model server answered, but not with a usable completion."""
+
+    status_code = 502
+    error_type = "backend_error"
+    kind = "5xx"
+
+
+class BackendUnavailable(BackendError):
+    status_code = 503
+    error_type = "backend_unavailable"
+    kind = "unavailable"
+
+
+class BackendTimeout(BackendError):
+    status_code = 504
+    error_type = "backend_timeout"
+    kind = "timeout"

@@ -1,0 +1,120 @@
+"""Build RSafe's guided-reasoning prompt, with hostile text kept inside its slot.
+
+The prompt is ONE user message (no system message), worded as the checkpoint was trained:
+preamble (prompt checks only), task line, policy block, conversation block, closing instruction.
+
+Neutralising (applied to content AND to policy text; idempotent):
+  1. Unicode NFKC normalisation, and removal of zero-width/format characters, so look-alikes such as
+     fullwidth `＜ＥＮＤ` or `<EN\u200bD` collapse to what they imitate and are caught below.
+  2. `<` that opens a block marker, a think tag or a chat-template token
+     (`<BEGIN …`, `<END …`, `<think>`, `</think>`, `<|im_start|>`…) becomes `‹` (U+2039).
+  3. The backslash of `\\boxed` becomes `⧵` (U+29F5), so content cannot write the answer format.
+  4. A role label at the start of a line (`User:`, `Agent:`, `Assistant:`, `System:`) gets a
+     fullwidth colon `：`, so content cannot fake a turn of the conversation.
+Everything else is passed through unchanged. The verdict is read only from the model's own
+output (see `verdict.py`), so neutralising is defence in depth against steering the model.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from enum import StrEnum
+
+# Bump whenever the rendered prompt changes: it is part of every cache key.
+TEMPLATE_VERSION = "rsafe-v1"
+
+BEGIN_POLICY = "<BEGIN UNSAFE CONTENT CATEGORIES>"
+END_POLICY = "<END UNSAFE CONTENT CATEGORIES>"
+BEGIN_CONVERSATION = "<BEGIN CONVERSATION>"
+END_CONVERSATION = "<END CONVERSATION>"
+REAL_MARKERS = (BEGIN_POLICY, END_POLICY, BEGIN_CONVERSATION, END_CONVERSATION)
+
+PROMPT_PREAMBLE = (
+    "You are a policy expert trying to help determine whether a user prompt is in violation "
+    "of the defined safety policies."
+)
+PROMPT_TASK = (
+    "Task: Check if there is unsafe content in 'User' messages in conversation according to "
+    "the safety policy with the below categories."
+)
+RESPONSE_TASK = (
+    "Task: Check if there is unsafe content in 'Agent' messages in conversation according to "
+    "the safety policy with the below categories."
+)
+CLOSING = (
+    "You FIRST go through a step-by-step reasoning process and then provide the final answer. "
+    "The thinking process MUST BE enclosed within <think> </think> tags. "
+    "Then put your final answer, 'safe' or 'unsafe', inside \\boxed{}."
+)
+
+_ZERO_WIDTH = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+_MARKER_OPEN = re.compile(r"<(?=\s*/?\s*(?:begin|end|think)\b|\|)", re.IGNORECASE)
+_BOXED = re.compile(r"\\(?=\s*boxed)", re.IGNORECASE)
+_ROLE_LINE = re.compile(r"^([ \t]*(?:user|agent|assistant|system)[ \t]*):", re.IGNORECASE | re.M)
+
+
+class Target(StrEnum):
+    PROMPT = "prompt"
+    RESPONSE = "response"
+
+
+class Role(StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    role: Role
+    content: str
+
+
+def neutralise(text: str) -> str:
+    """Make `text` unable to close its slot, open a marker or write an answer (see module doc)."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _ZERO_WIDTH.sub("", text)
+    text = _MARKER_OPEN.sub("\u2039", text)
+    text = _BOXED.sub("\u29f5", text)
+    return _ROLE_LINE.sub("\\1\uff1a", text)
+
+
+def _conversation_lines(turns: list[Turn]) -> str:
+    # System turns are the calling app's own instructions, not content under judgement.
+    labels = {Role.USER: "User", Role.ASSISTANT: "Agent"}
+    return "\n".join(
+        f"{labels[turn.role]}: {neutralise(turn.content)}" for turn in turns if turn.role in labels
+    )
+
+
+def render_prompt(turns: list[Turn], policy_text: str, target: Target) -> str:
+    """The single user message sent to the model for a prompt or response check.
+
+    `turns` must already end where judgement ends (the last user turn for a prompt check,
+    the assistant's reply for a response check); `protocol`/`service` guarantee that.
+    """
+    parts: list[str] = []
+    if target is Target.PROMPT:
+        parts.append(PROMPT_PREAMBLE)
+        parts.append(PROMPT_TASK)
+    else:
+        parts.append(RESPONSE_TASK)
+    parts.append(f"{BEGIN_POLICY}\n{neutralise(policy_text).strip()}\n{END_POLICY}")
+    parts.append(f"{BEGIN_CONVERSATION}\n{_conversation_lines(turns)}\n{END_CONVERSATION}")
+    parts.append(CLOSING)
+    return "\n\n".join(parts)
+
+
+def render_messages(turns: list[Turn], policy_text: str, target: Target) -> list[dict[str, str]]:
+    """The chat messages for `/v1/chat/completions`: one user message, no system message."""
+    return [{"role": "user", "content": render_prompt(turns, policy_text, target)}]
+
+
+def answer_regex(reasoning_max_chars: int) -> str:
+    """The constrained-decoding pattern: bounded reasoning, then exactly one boxed verdict.
+
+    Bounded quantifiers matter: an unbounded one lets a weak model run into max_tokens.
+    """
+    return rf"<think>[^<>]{{1,{reasoning_max_chars}}}</think>[ \n]{{0,2}}\\boxed\{{(safe|unsafe)\}}"

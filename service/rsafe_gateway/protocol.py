@@ -1,0 +1,106 @@
+"""Wire schemas of the gateway's HTTP API (pydantic models only; no serving logic).
+
+The contract lives in the README ("API") and in the OpenAPI document at /openapi.json.
+Limits that depend on settings (text length, number of messages, policy size) are checked in
+`service.py`, so that the schema stays static and the errors stay uniform.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .prompt import Role, Target
+from .verdict import Verdict
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Message(StrictModel):
+    role: Role = Field(description="`user`, `assistant` or `system`")
+    content: str = Field(description="the message text")
+
+
+class ModerationRequest(StrictModel):
+    input: str | list[Message] = Field(
+        description="the text to judge, or a conversation (list of {role, content})",
+        examples=["How do I pick a lock?"],
+    )
+    target: Target | None = Field(
+        default=None,
+        description="judge the user's turn (`prompt`) or the assistant's reply (`response`); "
+        "default: `response` if the last message is the assistant's, else `prompt`",
+    )
+    policy: str | None = Field(
+        default=None, description="a policy written by the caller, used instead of a named one"
+    )
+    policy_id: str | None = Field(
+        default=None, description="a named policy (GET /v1/policies); default: the configured one"
+    )
+    reasoning: bool = Field(default=True, description="return the model's reasoning text")
+    cache: bool = Field(default=True, description="false: neither read nor write the cache")
+
+
+class PolicyRef(BaseModel):
+    id: str
+    version: str
+    sha256: str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class ModerationResponse(BaseModel):
+    id: str = Field(description="unique id of this decision (also the X-Request-ID header)")
+    verdict: Verdict
+    flagged: bool = Field(description="the decision to act on")
+    categories: list[str] = Field(description="violated category ids named by the model")
+    reasoning: str | None
+    policy: PolicyRef
+    model: str
+    cached: bool
+    usage: Usage
+    latency_ms: float
+    fail_mode: Literal["closed", "open"] | None = Field(
+        default=None,
+        description="set when `flagged` was decided by the fail mode (verdict undetermined)",
+    )
+
+
+class ErrorInfo(BaseModel):
+    type: str
+    message: str
+    param: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorInfo
+
+
+class CategoryInfo(BaseModel):
+    id: str
+    name: str
+    description: str
+
+
+class PolicyInfo(BaseModel):
+    id: str
+    version: str
+    sha256: str
+    title: str
+    description: str
+    categories: list[CategoryInfo]
+
+
+class PolicyDetail(PolicyInfo):
+    text: str
+
+
+class PolicyList(BaseModel):
+    default_policy_id: str
+    policies: list[PolicyInfo]

@@ -1,0 +1,1 @@
+"""HTTP routes: thin functions that fetch the service from `app.state` and call it."""

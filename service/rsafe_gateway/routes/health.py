@@ -1,0 +1,35 @@
+"""GET /healthz (the process is alive) and GET /readyz (it can serve moderation now)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from ..responses import JSONBytesResponse, error_body
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+async def healthz() -> JSONBytesResponse:
+    return JSONBytesResponse({"status": "ok"})
+
+
+@router.get("/readyz", summary="Readiness: model server answering, cache reachable or disabled")
+async def readyz(request: Request) -> JSONBytesResponse:
+    state = request.app.state
+    if getattr(state, "shutting_down", False):
+        return JSONBytesResponse(
+            error_body("backend_unavailable", "shutting down"), status_code=503
+        )
+    model_ready = await state.backend.ready()
+    cache_ok = await state.cache.ping()
+    checks = {
+        "model_server": "ok" if model_ready else "unavailable",
+        "cache": ("ok" if cache_ok else "unavailable") if state.cache.enabled else "disabled",
+    }
+    cache_blocks = state.settings.readiness_requires_cache and not cache_ok
+    if not model_ready or cache_blocks:
+        reason = "model server is not answering" if not model_ready else "cache is unreachable"
+        body = error_body("backend_unavailable", reason)
+        return JSONBytesResponse({**body, "checks": checks}, status_code=503)
+    return JSONBytesResponse({"status": "ready", "checks": checks})

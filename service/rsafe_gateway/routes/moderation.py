@@ -1,0 +1,39 @@
+"""POST /v1/moderate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from ..protocol import ErrorResponse, ModerationRequest, ModerationResponse
+from ..responses import JSONBytesResponse
+from ..service import ModerationService
+
+router = APIRouter(tags=["moderation"])
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in {
+        400: "invalid request (the field is named in error.param)",
+        401: "missing or wrong API key",
+        413: "request body too large",
+        429: "rate limited (see Retry-After)",
+        500: "internal error (a bug)",
+        502: "the model server answered with an error",
+        503: "the model server is unavailable",
+        504: "the model server did not answer in time",
+    }.items()
+}
+
+
+@router.post(
+    "/v1/moderate",
+    response_model=ModerationResponse,
+    responses=ERROR_RESPONSES,
+    summary="Judge a text or a conversation against a safety policy",
+)
+async def moderate(body: ModerationRequest, request: Request) -> JSONBytesResponse:
+    service: ModerationService = request.app.state.service
+    result = await service.moderate(body, request.state.request_id)
+    return JSONBytesResponse(result.model_dump(mode="json"))

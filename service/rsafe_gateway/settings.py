@@ -1,0 +1,80 @@
+"""Gateway settings, read from `RSAFE_*` environment variables (and an optional `.env` file).
+
+Every field is listed, with its default, in the README's settings table; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class FailMode(StrEnum):
+    """What `flagged` says when the model gave no readable verdict."""
+
+    CLOSED = "closed"  # treat as unsafe: block (the safe default for a guard)
+    OPEN = "open"  # let it through, but say so in the answer and in metrics
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RSAFE_", env_file=".env", env_ignore_empty=True, extra="ignore"
+    )
+
+    # Where the gateway listens.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    log_level: str = "info"
+
+    # The model server (vLLM's OpenAI-compatible API).
+    model_server_url: str = "http://127.0.0.1:8000"
+    model_name: str = "rsafe"
+    model_server_api_key: str | None = None
+    connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    read_timeout_seconds: float = Field(default=60.0, gt=0)
+    connect_retries: int = Field(default=2, ge=0, le=10)
+    max_connections: int = Field(default=512, ge=1)
+
+    # Decoding. Temperature 0 makes one input give one answer, which is what makes caching sound.
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=768, ge=16, le=32768)
+    reasoning_max_chars: int = Field(default=1500, ge=1, le=20000)
+    structured_outputs: bool = True
+
+    # Policies.
+    default_policy_id: str = "rsafe-default"
+    shipped_policy_dir: Path | None = None  # None: the repository's policies/ folder
+    policy_dir: Path | None = None  # the operator's own policies (e.g. a ConfigMap mount)
+
+    # Fail mode for undetermined verdicts and backend failures.
+    fail_mode: FailMode = FailMode.CLOSED
+
+    # Input limits.
+    max_text_chars: int = Field(default=32_000, ge=1)
+    max_messages: int = Field(default=64, ge=1)
+    max_policy_chars: int = Field(default=16_000, ge=1)
+
+    # Cache. An empty redis_url disables it.
+    redis_url: str | None = "redis://127.0.0.1:6379/0"
+    cache_ttl_seconds: int = Field(default=86_400, ge=1)
+    cache_key_prefix: str = "rsafe:"
+    redis_timeout_seconds: float = Field(default=0.25, gt=0)
+    # A dead cache slows answers but never fails them; set false to stay ready without Redis.
+    readiness_requires_cache: bool = True
+
+    @field_validator("model_server_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
