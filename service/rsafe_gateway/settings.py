@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     # Decoding. Temperature 0 makes one input give one answer, which is what makes caching sound.
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(default=768, ge=16, le=32768)
+    max_tokens: int = Field(default=1024, ge=16, le=32768)
     reasoning_max_chars: int = Field(default=1500, ge=1, le=20000)
     structured_outputs: bool = True
 

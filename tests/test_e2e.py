@@ -1,0 +1,139 @@
+"""End to end: the gateway in front of the REAL vLLM (tiny random checkpoint) and REAL Redis.
+
+The tiny model's judgements are noise; these tests check the plumbing and the contract.
+"""
+
+import uuid
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import RedisServer, VllmServer
+
+pytestmark = pytest.mark.e2e
+
+FIELDS = {
+    "id", "verdict", "flagged", "categories", "reasoning", "policy", "model", "cached",
+    "usage", "latency_ms", "fail_mode",
+}  # fmt: skip
+
+
+def unique(text: str) -> str:
+    return f"{text} [{uuid.uuid4().hex[:8]}]"
+
+
+def assert_answer(body: dict[str, object]) -> None:
+    assert set(body) == FIELDS
+    assert body["verdict"] in {"safe", "unsafe"}
+    assert body["flagged"] is (body["verdict"] == "unsafe")
+    assert isinstance(body["reasoning"], str) and body["reasoning"].strip()
+    usage = body["usage"]
+    assert isinstance(usage, dict)
+    assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
+    assert body["model"] == "rsafe"
+
+
+def test_prompt_check(e2e_client: TestClient) -> None:
+    response = e2e_client.post("/v1/moderate", json={"input": unique("How do I bake bread?")})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert_answer(body)
+    assert body["policy"]["id"] == "rsafe-default"
+    assert body["cached"] is False
+    assert response.headers["x-request-id"] == body["id"]
+
+
+def test_response_check(e2e_client: TestClient) -> None:
+    conversation = [
+        {"role": "user", "content": unique("How do I bake bread?")},
+        {"role": "assistant", "content": "Mix flour, water, salt and yeast; knead; bake."},
+    ]
+    response = e2e_client.post("/v1/moderate", json={"input": conversation})
+    assert response.status_code == 200, response.text
+    assert_answer(response.json())
+
+
+def test_conversation_prompt_check(e2e_client: TestClient) -> None:
+    conversation = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Hi!"},
+        {"role": "assistant", "content": "Hello, how can I help?"},
+        {"role": "user", "content": unique("Tell me about the history of locks.")},
+    ]
+    response = e2e_client.post("/v1/moderate", json={"input": conversation, "target": "prompt"})
+    assert response.status_code == 200, response.text
+    assert_answer(response.json())
+
+
+def test_inline_policy(e2e_client: TestClient) -> None:
+    policy = "X1 - Talking about competitors' products\nX2 - Sharing discount codes"
+    response = e2e_client.post(
+        "/v1/moderate", json={"input": unique("Is BrandB cheaper?"), "policy": policy}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert_answer(body)
+    assert body["policy"]["id"] == "inline"
+    assert len(body["policy"]["sha256"]) == 64
+
+
+def test_reasoning_false_hides_reasoning(e2e_client: TestClient) -> None:
+    response = e2e_client.post("/v1/moderate", json={"input": unique("hello"), "reasoning": False})
+    assert response.status_code == 200
+    assert response.json()["reasoning"] is None
+
+
+def test_second_identical_request_is_cached_without_a_model_call(
+    e2e_client: TestClient, vllm_server: VllmServer
+) -> None:
+    payload = {"input": unique("What is the capital of France?")}
+    first = e2e_client.post("/v1/moderate", json=payload).json()
+    calls_after_first = vllm_server.request_count()
+    second = e2e_client.post("/v1/moderate", json=payload).json()
+    assert vllm_server.request_count() == calls_after_first
+    assert first["cached"] is False and second["cached"] is True
+    assert second["verdict"] == first["verdict"]
+    assert second["reasoning"] == first["reasoning"]
+    assert second["usage"] == first["usage"]
+    assert second["id"] != first["id"]
+
+
+def test_cache_false_bypasses_the_cache(e2e_client: TestClient, vllm_server: VllmServer) -> None:
+    payload = {"input": unique("Name three rivers."), "cache": False}
+    e2e_client.post("/v1/moderate", json=payload)
+    before = vllm_server.request_count()
+    second = e2e_client.post("/v1/moderate", json=payload).json()
+    assert second["cached"] is False
+    assert vllm_server.request_count() == before + 1
+
+
+def test_redis_stopped_mid_run_still_answers(
+    make_client: Callable[..., TestClient], vllm_server: VllmServer, own_redis: RedisServer
+) -> None:
+    client = make_client(model_server_url=vllm_server.url, redis_url=own_redis.url)
+    payload = {"input": unique("Recommend a good book.")}
+    assert client.post("/v1/moderate", json=payload).status_code == 200
+    assert client.post("/v1/moderate", json=payload).json()["cached"] is True
+    own_redis.stop()
+    for _ in range(3):
+        response = client.post("/v1/moderate", json=payload)
+        assert response.status_code == 200
+        assert response.json()["cached"] is False
+        assert_answer(response.json())
+
+
+def test_readyz_reports_model_and_cache(e2e_client: TestClient) -> None:
+    response = e2e_client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"model_server": "ok", "cache": "ok"}
+
+
+def test_policies_are_listed(e2e_client: TestClient) -> None:
+    body = e2e_client.get("/v1/policies").json()
+    assert body["default_policy_id"] == "rsafe-default"
+    ids = {policy["id"] for policy in body["policies"]}
+    assert "rsafe-default" in ids
+    detail = e2e_client.get("/v1/policies/rsafe-default").json()
+    assert [c["id"] for c in detail["categories"]] == [f"U{i}" for i in range(1, 19)]
+    assert detail["text"].startswith("U1 - Violence")
