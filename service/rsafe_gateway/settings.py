@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # Fail mode for undetermined verdicts and backend failures.
     fail_mode: FailMode = FailMode.CLOSED
 
+    # The policy playground page at /playground (static files, uses the public API only).
+    playground_enabled: bool = True
+
     # Input limits.
     max_text_chars: int = Field(default=32_000, ge=1)
     max_messages: int = Field(default=64, ge=1)
