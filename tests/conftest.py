@@ -224,5 +224,60 @@ def e2e_client(
     return make_client(model_server_url=vllm_server.url, redis_url=redis_server.url)
 
 
+@dataclass
+class GatewayProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def start_gateway(env: dict[str, str], log_path: Path, port: int | None = None) -> GatewayProcess:
+    """The gateway as a real uvicorn process (`python -m rsafe_gateway`), ready when it returns."""
+    port = port or free_port()
+    environment = {
+        **os.environ,
+        "RSAFE_HOST": "127.0.0.1",
+        "RSAFE_PORT": str(port),
+        "RSAFE_MODEL_NAME": SERVED_MODEL,
+        "RSAFE_MAX_TOKENS": "300",
+        "RSAFE_REASONING_MAX_CHARS": "200",
+        "RSAFE_CACHE_KEY_PREFIX": f"rsafe-gw-{port}:",
+        **env,
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rsafe_gateway"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+        )
+    gateway = GatewayProcess(f"http://127.0.0.1:{port}", process, log_path)
+
+    def alive() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"gateway exited early; see {log_path}")
+        return http_ok(f"{gateway.url}/healthz")
+
+    try:
+        wait_until(alive, 30, "gateway")
+    except BaseException:
+        stop_process(process)
+        raise
+    return gateway
+
+
+@pytest.fixture(scope="session")
+def gateway_process(
+    vllm_server: VllmServer, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    """A real gateway process in front of the real vLLM and Redis, shared by the session."""
+    log_path = tmp_path_factory.mktemp("gateway") / "gateway.log"
+    gateway = start_gateway(
+        {"RSAFE_MODEL_SERVER_URL": vllm_server.url, "RSAFE_REDIS_URL": redis_server.url}, log_path
+    )
+    yield gateway
+    stop_process(gateway.process)
+
+
 def pytest_report_header() -> str:
     return f"python {sys.version.split()[0]}; vLLM python: {VLLM_PYTHON}"

@@ -10,10 +10,14 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from . import __version__
+from .access_log import AccessLogMiddleware
 from .backend import BackendConfig, ModelBackend
 from .cache import DecisionCache, connect_redis
 from .exception_handlers import install_exception_handlers
+from .logging_setup import configure_logging
+from .metrics import BUILD_INFO
 from .policy_store import SHIPPED_POLICY_DIR, PolicyStore
+from .prompt import TEMPLATE_VERSION
 from .request_id import RequestIdMiddleware
 from .routes import health, moderation, policies
 from .service import ModerationService
@@ -32,7 +36,9 @@ def build_policy_store(settings: Settings) -> PolicyStore:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The gateway as an ASGI app. Policies are validated here, so a bad file stops start-up."""
     settings = settings or get_settings()
+    configure_logging(settings.log_level)
     policy_store = build_policy_store(settings)
+    BUILD_INFO.labels(__version__, settings.model_name, TEMPLATE_VERSION).set(1)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(policies.router)
     app.include_router(health.router)
     install_exception_handlers(app)
+    # Added last = outermost: the request id exists before the access log reads it.
+    app.add_middleware(AccessLogMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app
 

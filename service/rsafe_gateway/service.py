@@ -1,7 +1,14 @@
-"""The moderation flow: validate → policy → prompt → cache → model → verdict. No HTTP here."""
+"""The moderation flow: validate → policy → prompt → cache → model → verdict. No HTTP here.
+
+Single-flight: identical concurrent requests (same cache key) on one replica share ONE model call;
+the others wait for its answer. Across replicas the shared Redis cache does the rest: a burst that
+lands on N replicas makes at most N calls, later requests are hits. (A distributed lock would save
+those N-1 calls at the price of a Redis round trip and a lock timeout on every miss; not worth it.)
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -9,6 +16,18 @@ from typing import Any
 from .backend import ModelBackend
 from .cache import DecisionCache, cache_key
 from .conversation import InputLimits, resolve_turns
+from .errors import BackendError
+from .metrics import (
+    CACHE_LOOKUPS,
+    COMPLETION_TOKENS,
+    FAIL_MODE_DECISIONS,
+    MODEL_DURATION,
+    MODEL_ERRORS,
+    PROMPT_TOKENS,
+    SINGLEFLIGHT_JOINS,
+    UNDETERMINED,
+    VERDICTS,
+)
 from .policy import Policy
 from .policy_store import PolicyStore
 from .prompt import TEMPLATE_VERSION, answer_regex, render_messages
@@ -26,6 +45,8 @@ class Decision:
     reasoning: str | None
     prompt_tokens: int
     completion_tokens: int
+    # Why the verdict is undetermined (unparseable, timeout, unavailable, 5xx); never cached.
+    failure: str | None = None
 
     def to_cache(self) -> dict[str, Any]:
         return {
@@ -63,6 +84,7 @@ class ModerationService:
         self._cache = cache
         self._policies = policies
         self._limits = InputLimits(settings.max_text_chars, settings.max_messages)
+        self._in_flight: dict[str, asyncio.Task[Decision]] = {}
         # Built once: decoding parameters are part of every request body and every cache key.
         self._decoding: dict[str, Any] = {
             "temperature": settings.temperature,
@@ -101,28 +123,70 @@ class ModerationService:
         if request.cache:
             cached_value = await self._cache.get(key)
             decision = Decision.from_cache(cached_value) if cached_value else None
+            CACHE_LOOKUPS.labels("hit" if decision else "miss").inc()
         cached = decision is not None
         if decision is None:
-            decision = await self._ask_model(messages, policy, request_id)
-            # An undetermined answer is not cached: it may be a transient failure.
-            if request.cache and decision.verdict is not Verdict.UNDETERMINED:
-                await self._cache.set(key, decision.to_cache())
+            if request.cache:
+                decision = await self._single_flight(key, messages, request_id)
+            else:
+                decision = await self._decide(messages, request_id)
 
+        VERDICTS.labels(decision.verdict.value, target.value, policy.id).inc()
         return self._respond(request, request_id, decision, policy, cached, started)
 
-    async def _ask_model(
-        self, messages: list[dict[str, str]], policy: Policy, request_id: str
+    async def _single_flight(
+        self, key: str, messages: list[dict[str, str]], request_id: str
     ) -> Decision:
+        task = self._in_flight.get(key)
+        if task is not None:
+            SINGLEFLIGHT_JOINS.inc()
+        else:
+            task = asyncio.create_task(self._decide_and_store(key, messages, request_id))
+            self._in_flight[key] = task
+            task.add_done_callback(lambda _: self._in_flight.pop(key, None))
+        # shield: a caller that disconnects must not cancel the call the others are waiting on.
+        return await asyncio.shield(task)
+
+    async def _decide_and_store(
+        self, key: str, messages: list[dict[str, str]], request_id: str
+    ) -> Decision:
+        decision = await self._decide(messages, request_id)
+        # An undetermined answer is not cached: it may be a transient failure.
+        if decision.verdict is not Verdict.UNDETERMINED:
+            await self._cache.set(key, decision.to_cache())
+        return decision
+
+    async def _decide(self, messages: list[dict[str, str]], request_id: str) -> Decision:
+        """Ask the model; a backend failure becomes an undetermined decision in open mode."""
+        try:
+            return await self._ask_model(messages, request_id)
+        except BackendError as exc:
+            MODEL_ERRORS.labels(exc.kind).inc()
+            if self._settings.fail_mode is FailMode.OPEN:
+                return Decision(Verdict.UNDETERMINED, [], None, 0, 0, failure=exc.kind)
+            FAIL_MODE_DECISIONS.labels(FailMode.CLOSED.value, exc.kind).inc()
+            raise
+
+    async def _ask_model(self, messages: list[dict[str, str]], request_id: str) -> Decision:
+        started = time.perf_counter()
         completion = await self._backend.complete(
             {"messages": messages, **self._decoding}, request_id=request_id
         )
+        MODEL_DURATION.observe(time.perf_counter() - started)
+        PROMPT_TOKENS.inc(completion.prompt_tokens)
+        COMPLETION_TOKENS.inc(completion.completion_tokens)
         answer = parse_answer(completion.text)
+        failure = None
+        if answer.verdict is Verdict.UNDETERMINED:
+            MODEL_ERRORS.labels("unparseable").inc()
+            failure = "unparseable"
         return Decision(
             verdict=answer.verdict,
             categories=[],
             reasoning=answer.reasoning,
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
+            failure=failure,
         )
 
     def _respond(
@@ -138,6 +202,8 @@ class ModerationService:
         if decision.verdict is Verdict.UNDETERMINED:
             fail_mode = self._settings.fail_mode
             flagged = fail_mode is FailMode.CLOSED
+            UNDETERMINED.inc()
+            FAIL_MODE_DECISIONS.labels(fail_mode.value, decision.failure or "unparseable").inc()
         else:
             flagged = decision.verdict is Verdict.UNSAFE
         return ModerationResponse(

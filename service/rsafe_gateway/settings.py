@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     log_level: str = "info"
+    # Debug only: put the moderated text into the request log line.
+    log_content: bool = False
 
     # The model server (vLLM's OpenAI-compatible API).
     model_server_url: str = "http://127.0.0.1:8000"

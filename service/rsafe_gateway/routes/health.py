@@ -1,9 +1,11 @@
-"""GET /healthz (the process is alive) and GET /readyz (it can serve moderation now)."""
+"""GET /healthz (alive), GET /readyz (can serve moderation now), GET /metrics (Prometheus)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from starlette.responses import Response
 
+from ..metrics import render_latest
 from ..responses import JSONBytesResponse, error_body
 
 router = APIRouter(tags=["health"])
@@ -33,3 +35,9 @@ async def readyz(request: Request) -> JSONBytesResponse:
         body = error_body("backend_unavailable", reason)
         return JSONBytesResponse({**body, "checks": checks}, status_code=503)
     return JSONBytesResponse({"status": "ready", "checks": checks})
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+async def metrics() -> Response:
+    body, content_type = render_latest()
+    return Response(body, media_type=content_type)

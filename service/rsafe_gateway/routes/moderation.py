@@ -36,4 +36,14 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def moderate(body: ModerationRequest, request: Request) -> JSONBytesResponse:
     service: ModerationService = request.app.state.service
     result = await service.moderate(body, request.state.request_id)
+    log_fields: dict[str, Any] = {
+        "verdict": result.verdict.value,
+        "flagged": result.flagged,
+        "cached": result.cached,
+        "policy_id": result.policy.id,
+        "model": result.model,
+    }
+    if request.app.state.settings.log_content:
+        log_fields["input"] = body.model_dump(mode="json")["input"]
+    request.state.log = log_fields
     return JSONBytesResponse(result.model_dump(mode="json"))

@@ -1,0 +1,67 @@
+"""Per-request bookkeeping: in-flight gauge, request counter and latency, one JSON log line.
+
+A pure ASGI middleware. Routes add their own fields (verdict, cached, policy id) to
+`scope["state"]["log"]`; the moderated text is never logged unless `RSAFE_LOG_CONTENT` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .metrics import IN_FLIGHT, REQUEST_DURATION, REQUESTS
+
+logger = logging.getLogger("rsafe_gateway.access")
+
+# Probes and scrapes would drown the log; they are still counted.
+_QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    if isinstance(route, BaseRoute) and hasattr(route, "path"):
+        return str(route.path)
+    return "unmatched"
+
+
+class AccessLogMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        IN_FLIGHT.inc()
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            IN_FLIGHT.dec()
+            elapsed = time.perf_counter() - started
+            route = _route_template(scope)
+            REQUESTS.labels(route, f"{status // 100}xx").inc()
+            REQUEST_DURATION.labels(route).observe(elapsed)
+            if route not in _QUIET_ROUTES:
+                state: dict[str, Any] = scope.get("state", {})
+                fields = {
+                    "request_id": state.get("request_id"),
+                    "method": scope["method"],
+                    "route": route,
+                    "status": status,
+                    "latency_ms": round(elapsed * 1000, 3),
+                    **state.get("log", {}),
+                }
+                logger.info("request", extra={"fields": fields})
