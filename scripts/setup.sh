@@ -11,10 +11,14 @@ PYTHON=${PYTHON:-python3}
 VLLM_VERSION=0.32.0
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  log "installing redis-server (Debian package)"
+# Debian packages: Redis for the cache; Prometheus (server + promtool) for the observability tests.
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=""; fi
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server >/dev/null
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }

@@ -13,4 +13,6 @@ set +e
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then echo "[test] pytest collected no tests: failing"; exit 1; fi
-exit "$status"
+[ "$status" -eq 0 ] || exit "$status"
+echo "[test] deployment checks (helm lint/template, kubernetes-validate, hadolint, compose, promtool)"
+scripts/check-deploy.sh

@@ -117,3 +117,14 @@ def test_callers_request_id_is_kept(client: TestClient) -> None:
     assert response.headers["x-request-id"] == "caller-123"
     response = client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"})
     assert response.headers["x-request-id"].startswith("mod-")
+
+
+def test_request_id_is_forwarded_to_the_model_server(
+    make_client: Callable[..., TestClient],
+) -> None:
+    from standins import recording_server
+
+    with recording_server() as (url, seen):
+        client = make_client(model_server_url=url)
+        client.post("/v1/moderate", json={"input": "hi"}, headers={"X-Request-ID": "trace-42"})
+    assert [headers.get("x-request-id") for headers in seen] == ["trace-42"]

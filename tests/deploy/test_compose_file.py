@@ -1,0 +1,105 @@
+"""docker-compose.yml, as the pinned docker-compose binary resolves it (no Docker engine needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .deploy_helpers import ROOT
+
+PINNED_IMAGES = {"redis", "vllm", "prometheus", "grafana"}
+
+
+def test_services(compose_config: dict[str, Any]) -> None:
+    assert set(compose_config["services"]) == {"gateway", "redis", "vllm", "prometheus", "grafana"}
+
+
+def test_every_service_has_a_healthcheck(compose_config: dict[str, Any]) -> None:
+    for name, service in compose_config["services"].items():
+        check = service.get("healthcheck", {})
+        assert check.get("test") and check["test"][0] in {"CMD", "CMD-SHELL"}, name
+        assert not check.get("disable"), name
+
+
+def test_dependencies_wait_for_health(compose_config: dict[str, Any]) -> None:
+    services = compose_config["services"]
+    assert set(services["gateway"]["depends_on"]) == {"redis", "vllm"}
+    assert set(services["grafana"]["depends_on"]) == {"prometheus"}
+    for service in services.values():
+        for dependency in service.get("depends_on", {}).values():
+            assert dependency["condition"] == "service_healthy"
+    # Prometheus must keep running (and alerting) while the gateway is down.
+    assert "depends_on" not in services["prometheus"]
+
+
+def test_images_are_pinned(compose_config: dict[str, Any]) -> None:
+    services = compose_config["services"]
+    for name in PINNED_IMAGES:
+        image = services[name]["image"]
+        tag = image.rsplit("/", 1)[-1].partition(":")[2]
+        assert tag and tag != "latest", f"{name}: {image}"
+    gateway = services["gateway"]
+    assert gateway["build"]["dockerfile"] == "docker/gateway.Dockerfile"
+    assert not gateway["image"].endswith(":latest")
+
+
+def test_vllm_reserves_an_nvidia_gpu_and_mounts_the_model(compose_config: dict[str, Any]) -> None:
+    vllm = compose_config["services"]["vllm"]
+    (device,) = vllm["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia"
+    assert device["capabilities"] == ["gpu"]
+    assert device["count"] == 1
+    models = [v for v in vllm["volumes"] if v["target"] == "/models"]
+    assert models and models[0]["read_only"] is True
+    assert vllm["command"][0].startswith("/models/")
+    assert vllm["healthcheck"]["test"][-1].count("/health") == 1
+
+
+def test_gateway_wiring(compose_config: dict[str, Any]) -> None:
+    gateway = compose_config["services"]["gateway"]
+    env = gateway["environment"]
+    assert env["RSAFE_HOST"] == "0.0.0.0"
+    assert env["RSAFE_MODEL_SERVER_URL"] == "http://vllm:8000"
+    assert env["RSAFE_REDIS_URL"] == "redis://redis:6379/0"
+    assert env["RSAFE_AUTH_ENABLED"] == "false"
+    assert gateway["read_only"] is True
+    assert gateway["cap_drop"] == ["ALL"]
+
+
+def test_published_ports_are_loopback_only(compose_config: dict[str, Any]) -> None:
+    for name, service in compose_config["services"].items():
+        for port in service.get("ports", []):
+            assert port["host_ip"] == "127.0.0.1", name
+
+
+def test_prometheus_scrapes_gateway_and_vllm_and_loads_rules(
+    compose_config: dict[str, Any],
+) -> None:
+    config = yaml.safe_load(
+        (ROOT / "docker" / "prometheus" / "prometheus.yml").read_text(encoding="utf-8")
+    )
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["rsafe-gateway"]["static_configs"][0]["targets"] == ["gateway:8080"]
+    assert jobs["vllm"]["static_configs"][0]["targets"] == ["vllm:8000"]
+    # rule_files are relative to the config file: /etc/prometheus/rules/*.yml in the container.
+    assert config["rule_files"] == ["rules/*.yml"]
+    targets = {v["target"] for v in compose_config["services"]["prometheus"]["volumes"]}
+    assert "/etc/prometheus/prometheus.yml" in targets
+    assert any(t.startswith("/etc/prometheus/rules/") and t.endswith(".yml") for t in targets)
+
+
+def test_grafana_provisioning_matches_the_mounts(compose_config: dict[str, Any]) -> None:
+    provisioning = ROOT / "docker" / "grafana" / "provisioning"
+    datasources = yaml.safe_load(
+        (provisioning / "datasources" / "prometheus.yml").read_text(encoding="utf-8")
+    )
+    assert datasources["datasources"][0]["url"] == "http://prometheus:9090"
+    dashboards = yaml.safe_load(
+        (provisioning / "dashboards" / "rsafe.yml").read_text(encoding="utf-8")
+    )
+    folder = dashboards["providers"][0]["options"]["path"]
+    targets = {v["target"] for v in compose_config["services"]["grafana"]["volumes"]}
+    assert any(str(Path(t).parent) == folder for t in targets if t.endswith(".json"))
+    assert "/etc/grafana/provisioning" in targets
