@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,6 +34,17 @@ def build_policy_store(settings: Settings) -> PolicyStore:
     if settings.policy_dir is not None:
         directories.append(settings.policy_dir)
     return PolicyStore(directories, settings.default_policy_id)
+
+
+def _start_policy_reloading(store: PolicyStore, interval: float) -> asyncio.Task[None] | None:
+    """SIGHUP reloads the policies; so does a file change, checked every `interval` seconds."""
+    loop = asyncio.get_running_loop()
+    # Only possible in the main thread (a real server); an in-process test client has the watcher.
+    with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+        loop.add_signal_handler(signal.SIGHUP, store.reload)
+    if interval <= 0:
+        return None
+    return asyncio.create_task(store.watch(interval), name="policy-watcher")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -62,10 +76,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.cache = cache
         app.state.service = ModerationService(settings, backend, cache, policy_store)
         app.state.shutting_down = False
+        watcher = _start_policy_reloading(policy_store, settings.policy_reload_interval_seconds)
         try:
             yield
         finally:
             app.state.shutting_down = True
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             await backend.close()
             await cache.close()
 

@@ -69,6 +69,9 @@ PROMPT_TOKENS = Counter("rsafe_prompt_tokens", "Prompt tokens the model server r
 COMPLETION_TOKENS = Counter(
     "rsafe_completion_tokens", "Completion tokens the model server reported."
 )
+POLICY_RELOADS = Counter(
+    "rsafe_policy_reloads", "Policy folder reloads, by result (ok, rejected).", ["result"]
+)
 BUILD_INFO = Gauge(
     "rsafe_build_info", "Always 1; labels say what is running.",
     ["version", "model", "template_version"], multiprocess_mode="max",

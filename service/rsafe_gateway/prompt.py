@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 # Bump whenever the rendered prompt changes: it is part of every cache key.
-TEMPLATE_VERSION = "rsafe-v1"
+TEMPLATE_VERSION = "rsafe-v2"
 
 BEGIN_POLICY = "<BEGIN UNSAFE CONTENT CATEGORIES>"
 END_POLICY = "<END UNSAFE CONTENT CATEGORIES>"
@@ -48,6 +48,13 @@ CLOSING = (
     "The thinking process MUST BE enclosed within <think> </think> tags. "
     "Then put your final answer, 'safe' or 'unsafe', inside \\boxed{}."
 )
+# Appended after the trained instruction, only when the policy lists categories. The verdict stays
+# the LAST \boxed{} of the answer, so it is parsed exactly as for the trained format.
+CATEGORIES_REQUEST = (
+    "If your answer is unsafe, then write 'Categories:' on a new line after the box, followed by "
+    "the ids of the violated categories, separated by commas."
+)
+CATEGORIES_LABEL = "Categories:"
 
 _ZERO_WIDTH = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _MARKER_OPEN = re.compile(r"<(?=\s*/?\s*(?:begin|end|think)\b|\|)", re.IGNORECASE)
@@ -89,7 +96,9 @@ def _conversation_lines(turns: list[Turn]) -> str:
     )
 
 
-def render_prompt(turns: list[Turn], policy_text: str, target: Target) -> str:
+def render_prompt(
+    turns: list[Turn], policy_text: str, target: Target, *, ask_categories: bool = False
+) -> str:
     """The single user message sent to the model for a prompt or response check.
 
     `turns` must already end where judgement ends (the last user turn for a prompt check,
@@ -103,18 +112,28 @@ def render_prompt(turns: list[Turn], policy_text: str, target: Target) -> str:
         parts.append(RESPONSE_TASK)
     parts.append(f"{BEGIN_POLICY}\n{neutralise(policy_text).strip()}\n{END_POLICY}")
     parts.append(f"{BEGIN_CONVERSATION}\n{_conversation_lines(turns)}\n{END_CONVERSATION}")
-    parts.append(CLOSING)
+    parts.append(f"{CLOSING} {CATEGORIES_REQUEST}" if ask_categories else CLOSING)
     return "\n\n".join(parts)
 
 
-def render_messages(turns: list[Turn], policy_text: str, target: Target) -> list[dict[str, str]]:
+def render_messages(
+    turns: list[Turn], policy_text: str, target: Target, *, ask_categories: bool = False
+) -> list[dict[str, str]]:
     """The chat messages for `/v1/chat/completions`: one user message, no system message."""
-    return [{"role": "user", "content": render_prompt(turns, policy_text, target)}]
+    content = render_prompt(turns, policy_text, target, ask_categories=ask_categories)
+    return [{"role": "user", "content": content}]
 
 
-def answer_regex(reasoning_max_chars: int) -> str:
+def answer_regex(reasoning_max_chars: int, category_ids: tuple[str, ...] = ()) -> str:
     """The constrained-decoding pattern: bounded reasoning, then exactly one boxed verdict.
 
-    Bounded quantifiers matter: an unbounded one lets a weak model run into max_tokens.
+    With category ids, an `unsafe` verdict must be followed by `Categories: ID, ID…` drawn from
+    them (as many ids as the policy has; the parser drops repeats). Bounded quantifiers matter:
+    an unbounded one lets a weak model run into max_tokens.
     """
-    return rf"<think>[^<>]{{1,{reasoning_max_chars}}}</think>[ \n]{{0,2}}\\boxed\{{(safe|unsafe)\}}"
+    head = rf"<think>[^<>]{{1,{reasoning_max_chars}}}</think>[ \n]{{0,2}}"
+    if not category_ids:
+        return head + r"\\boxed\{(safe|unsafe)\}"
+    one = "(" + "|".join(re.escape(i) for i in sorted(category_ids, key=len, reverse=True)) + ")"
+    more = f"(, {one}){{0,{len(category_ids) - 1}}}"
+    return head + rf"(\\boxed\{{safe\}}|\\boxed\{{unsafe\}}\n{CATEGORIES_LABEL} {one}{more})"

@@ -33,7 +33,7 @@ from .policy_store import PolicyStore
 from .prompt import TEMPLATE_VERSION, answer_regex, render_messages
 from .protocol import ModerationRequest, ModerationResponse, PolicyRef, Usage
 from .settings import FailMode, Settings
-from .verdict import Verdict, parse_answer
+from .verdict import Verdict, parse_answer, parse_categories
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +71,13 @@ class Decision:
             return None
 
 
+@dataclass(frozen=True, slots=True)
+class _ModelCall:
+    messages: list[dict[str, str]]
+    decoding: dict[str, Any]
+    category_ids: frozenset[str]
+
+
 class ModerationService:
     def __init__(
         self,
@@ -85,16 +92,25 @@ class ModerationService:
         self._policies = policies
         self._limits = InputLimits(settings.max_text_chars, settings.max_messages)
         self._in_flight: dict[str, asyncio.Task[Decision]] = {}
-        # Built once: decoding parameters are part of every request body and every cache key.
-        self._decoding: dict[str, Any] = {
+        self._sampling: dict[str, Any] = {
             "temperature": settings.temperature,
             "top_p": settings.top_p,
             "max_tokens": settings.max_tokens,
         }
-        if settings.structured_outputs:
-            self._decoding["structured_outputs"] = {
-                "regex": answer_regex(settings.reasoning_max_chars)
-            }
+        # One entry per distinct category list (a handful of policies): built once, not per request.
+        self._decoding_by_categories: dict[tuple[str, ...], dict[str, Any]] = {}
+
+    def _decoding(self, category_ids: tuple[str, ...]) -> dict[str, Any]:
+        """Sampling parameters plus the answer-format constraint for a policy's category ids."""
+        decoding = self._decoding_by_categories.get(category_ids)
+        if decoding is None:
+            decoding = dict(self._sampling)
+            if self._settings.structured_outputs:
+                regex = answer_regex(self._settings.reasoning_max_chars, category_ids)
+                decoding["structured_outputs"] = {"regex": regex}
+            if len(self._decoding_by_categories) < 1024:  # inline policies can't grow it unbounded
+                self._decoding_by_categories[category_ids] = decoding
+        return decoding
 
     @property
     def policies(self) -> PolicyStore:
@@ -106,7 +122,12 @@ class ModerationService:
         policy = self._policies.resolve(
             request.policy_id, request.policy, self._settings.max_policy_chars
         )
-        messages = render_messages(turns, policy.body, target)
+        category_ids = (
+            tuple(c.id for c in policy.categories) if self._settings.elicit_categories else ()
+        )
+        messages = render_messages(turns, policy.body, target, ask_categories=bool(category_ids))
+        decoding = self._decoding(category_ids)
+        call = _ModelCall(messages, decoding, frozenset(category_ids))
         key = cache_key(
             self._settings.cache_key_prefix,
             {
@@ -115,7 +136,7 @@ class ModerationService:
                 "policy": policy.sha256,
                 "target": target.value,
                 "messages": messages,
-                "decoding": self._decoding,
+                "decoding": decoding,
             },
         )
 
@@ -127,39 +148,35 @@ class ModerationService:
         cached = decision is not None
         if decision is None:
             if request.cache:
-                decision = await self._single_flight(key, messages, request_id)
+                decision = await self._single_flight(key, call, request_id)
             else:
-                decision = await self._decide(messages, request_id)
+                decision = await self._decide(call, request_id)
 
         VERDICTS.labels(decision.verdict.value, target.value, policy.id).inc()
         return self._respond(request, request_id, decision, policy, cached, started)
 
-    async def _single_flight(
-        self, key: str, messages: list[dict[str, str]], request_id: str
-    ) -> Decision:
+    async def _single_flight(self, key: str, call: _ModelCall, request_id: str) -> Decision:
         task = self._in_flight.get(key)
         if task is not None:
             SINGLEFLIGHT_JOINS.inc()
         else:
-            task = asyncio.create_task(self._decide_and_store(key, messages, request_id))
+            task = asyncio.create_task(self._decide_and_store(key, call, request_id))
             self._in_flight[key] = task
             task.add_done_callback(lambda _: self._in_flight.pop(key, None))
         # shield: a caller that disconnects must not cancel the call the others are waiting on.
         return await asyncio.shield(task)
 
-    async def _decide_and_store(
-        self, key: str, messages: list[dict[str, str]], request_id: str
-    ) -> Decision:
-        decision = await self._decide(messages, request_id)
+    async def _decide_and_store(self, key: str, call: _ModelCall, request_id: str) -> Decision:
+        decision = await self._decide(call, request_id)
         # An undetermined answer is not cached: it may be a transient failure.
         if decision.verdict is not Verdict.UNDETERMINED:
             await self._cache.set(key, decision.to_cache())
         return decision
 
-    async def _decide(self, messages: list[dict[str, str]], request_id: str) -> Decision:
+    async def _decide(self, call: _ModelCall, request_id: str) -> Decision:
         """Ask the model; a backend failure becomes an undetermined decision in open mode."""
         try:
-            return await self._ask_model(messages, request_id)
+            return await self._ask_model(call, request_id)
         except BackendError as exc:
             MODEL_ERRORS.labels(exc.kind).inc()
             if self._settings.fail_mode is FailMode.OPEN:
@@ -167,10 +184,10 @@ class ModerationService:
             FAIL_MODE_DECISIONS.labels(FailMode.CLOSED.value, exc.kind).inc()
             raise
 
-    async def _ask_model(self, messages: list[dict[str, str]], request_id: str) -> Decision:
+    async def _ask_model(self, call: _ModelCall, request_id: str) -> Decision:
         started = time.perf_counter()
         completion = await self._backend.complete(
-            {"messages": messages, **self._decoding}, request_id=request_id
+            {"messages": call.messages, **call.decoding}, request_id=request_id
         )
         MODEL_DURATION.observe(time.perf_counter() - started)
         PROMPT_TOKENS.inc(completion.prompt_tokens)
@@ -180,9 +197,12 @@ class ModerationService:
         if answer.verdict is Verdict.UNDETERMINED:
             MODEL_ERRORS.labels("unparseable").inc()
             failure = "unparseable"
+        categories: list[str] = []
+        if answer.verdict is Verdict.UNSAFE and call.category_ids:
+            categories = parse_categories(answer.tail, call.category_ids)
         return Decision(
             verdict=answer.verdict,
-            categories=[],
+            categories=categories,
             reasoning=answer.reasoning,
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,

@@ -48,11 +48,15 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=1024, ge=16, le=32768)
     reasoning_max_chars: int = Field(default=1500, ge=1, le=20000)
     structured_outputs: bool = True
+    # Ask the model to name the violated category ids after an unsafe verdict.
+    elicit_categories: bool = True
 
     # Policies.
     default_policy_id: str = "rsafe-default"
     shipped_policy_dir: Path | None = None  # None: the repository's policies/ folder
     policy_dir: Path | None = None  # the operator's own policies (e.g. a ConfigMap mount)
+    # Re-read the policy folders when a file changes (0 disables; SIGHUP always reloads).
+    policy_reload_interval_seconds: float = Field(default=5.0, ge=0)
 
     # Fail mode for undetermined verdicts and backend failures.
     fail_mode: FailMode = FailMode.CLOSED

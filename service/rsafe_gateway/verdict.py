@@ -7,6 +7,10 @@ Rules (the same as the training reward's, so serving and training agree):
 - anything else (no think block, no boxed answer, an unclosed brace, another word) is
   `undetermined`: the gateway then decides `flagged` by its fail mode.
 Only the completion is parsed, never the prompt, so content cannot forge a verdict.
+
+Categories (asked for when the policy lists some): after an `unsafe` box, a line
+`Categories: ID, ID`. Only ids that exist in the policy are returned, each once, in order; the
+rest are dropped. The box stays the last one, so the verdict is parsed exactly as before.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from enum import StrEnum
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 _BOXED = "\\boxed{"
 _TEXT_WRAPPER = re.compile(r"^\\text\{(.*)\}$", re.DOTALL)
+_CATEGORIES_LINE = re.compile(r"categories\s*:\s*([^\n]*)", re.IGNORECASE)
+_CATEGORY_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
 class Verdict(StrEnum):
@@ -74,3 +80,16 @@ def parse_answer(completion: str) -> ParsedAnswer:
     if verdict is Verdict.UNDETERMINED:
         return ParsedAnswer(verdict, reasoning, "")
     return ParsedAnswer(verdict, reasoning, after_think[end:])
+
+
+def parse_categories(tail: str, allowed: frozenset[str]) -> list[str]:
+    """Violated category ids named after the verdict, restricted to the policy's own ids."""
+    match = _CATEGORIES_LINE.search(tail)
+    if match is None:
+        return []
+    named: list[str] = []
+    for token in _CATEGORY_TOKEN.findall(match.group(1)):
+        category = token.upper()
+        if category in allowed and category not in named:
+            named.append(category)
+    return named

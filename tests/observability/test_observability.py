@@ -16,6 +16,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import GatewayProcess, VllmServer, free_port, stop_process, wait_until
+from rsafe_gateway.prompt import TEMPLATE_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "helm" / "rsafe-gateway" / "files" / "prometheus-rules.yml"
@@ -74,11 +75,15 @@ def test_metrics_count_real_requests(gateway_process: GatewayProcess) -> None:
     assert verdicts == 2
     assert (
         value(
-            after, "rsafe_build_info", version="0.1.0", model="rsafe", template_version="rsafe-v1"
+            after,
+            "rsafe_build_info",
+            version="0.1.0",
+            model="rsafe",
+            template_version=TEMPLATE_VERSION,
         )
         == 1
     )
-    assert value(after, "rsafe_requests_in_flight") >= 0
+    assert value(after, "rsafe_requests_in_flight") == 1  # the scrape itself
 
 
 @pytest.mark.e2e
