@@ -22,7 +22,7 @@ from .metrics import BUILD_INFO
 from .policy_store import SHIPPED_POLICY_DIR, PolicyStore
 from .prompt import TEMPLATE_VERSION
 from .request_id import RequestIdMiddleware
-from .routes import health, moderation, policies
+from .routes import health, moderation, playground, policies
 from .service import ModerationService
 from .settings import Settings, get_settings
 
@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(moderation.router)
     app.include_router(policies.router)
     app.include_router(health.router)
+    app.include_router(playground.router)
     install_exception_handlers(app)
     # Added last = outermost: the request id exists before the access log reads it.
     app.add_middleware(AccessLogMiddleware)
