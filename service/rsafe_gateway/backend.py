@@ -85,7 +85,9 @@ class ModelBackend:
         payload = orjson.dumps({"model": self._config.model, **body})
         headers = {"X-Request-ID": request_id} if request_id else None
         try:
-            async for attempt in self._retrying:
+            # A copy per call: a tenacity controller keeps per-run state, so sharing one between
+            # concurrent calls makes them retry each other's attempts.
+            async for attempt in self._retrying.copy():
                 with attempt:
                     raw, status = await self._post(payload, headers)
         except _ConnectFailed as exc:

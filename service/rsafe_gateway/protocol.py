@@ -7,7 +7,7 @@ Limits that depend on settings (text length, number of messages, policy size) ar
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -104,3 +104,38 @@ class PolicyDetail(PolicyInfo):
 class PolicyList(BaseModel):
     default_policy_id: str
     policies: list[PolicyInfo]
+
+
+class BatchRequest(StrictModel):
+    items: list[dict[str, Any]] = Field(
+        description="moderation requests (each as for POST /v1/moderate); each is validated on "
+        "its own, so one bad item gives an error in its place, not a failed batch",
+    )
+
+
+class BatchItemError(BaseModel):
+    error: ErrorInfo
+
+
+class BatchResponse(BaseModel):
+    results: list[ModerationResponse | BatchItemError]
+
+
+class OpenAIModerationRequest(BaseModel):
+    """The OpenAI Moderation API request (`model` is accepted and ignored)."""
+
+    input: str | list[str]
+    model: str | None = None
+
+
+class OpenAIModerationResult(BaseModel):
+    flagged: bool
+    categories: dict[str, bool]
+    category_scores: dict[str, float]
+    category_applied_input_types: dict[str, list[str]]
+
+
+class OpenAIModerationResponse(BaseModel):
+    id: str
+    model: str
+    results: list[OpenAIModerationResult]

@@ -116,6 +116,16 @@ class ModerationService:
     def policies(self) -> PolicyStore:
         return self._policies
 
+    @property
+    def model(self) -> str:
+        return self._backend.model
+
+    @property
+    def openai_policy_id(self) -> str:
+        """The policy for /v1/moderations: the OpenAI one when loaded, else the default."""
+        wanted = self._settings.openai_policy_id
+        return wanted if self._policies.get(wanted) is not None else self._policies.default_id
+
     async def moderate(self, request: ModerationRequest, request_id: str) -> ModerationResponse:
         started = time.perf_counter()
         turns, target = resolve_turns(request.input, request.target, self._limits)

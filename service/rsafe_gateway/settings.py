@@ -64,10 +64,14 @@ class Settings(BaseSettings):
     # The policy playground page at /playground (static files, uses the public API only).
     playground_enabled: bool = True
 
+    # POST /v1/moderations (OpenAI shape) judges with this policy; its category names are OpenAI's.
+    openai_policy_id: str = "openai-moderation"
+
     # Input limits.
     max_text_chars: int = Field(default=32_000, ge=1)
     max_messages: int = Field(default=64, ge=1)
     max_policy_chars: int = Field(default=16_000, ge=1)
+    max_batch_items: int = Field(default=64, ge=1, le=10_000)
 
     # Cache. An empty redis_url disables it.
     redis_url: str | None = "redis://127.0.0.1:6379/0"

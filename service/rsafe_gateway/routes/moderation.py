@@ -6,7 +6,17 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from ..protocol import ErrorResponse, ModerationRequest, ModerationResponse
+from ..batch import moderate_batch
+from ..openai_compat import moderate_openai
+from ..protocol import (
+    BatchRequest,
+    BatchResponse,
+    ErrorResponse,
+    ModerationRequest,
+    ModerationResponse,
+    OpenAIModerationRequest,
+    OpenAIModerationResponse,
+)
 from ..responses import JSONBytesResponse
 from ..service import ModerationService
 
@@ -46,4 +56,34 @@ async def moderate(body: ModerationRequest, request: Request) -> JSONBytesRespon
     if request.app.state.settings.log_content:
         log_fields["input"] = body.model_dump(mode="json")["input"]
     request.state.log = log_fields
+    return JSONBytesResponse(result.model_dump(mode="json"))
+
+
+@router.post(
+    "/v1/moderate/batch",
+    response_model=BatchResponse,
+    responses=ERROR_RESPONSES,
+    summary="Judge many items concurrently; results in order, errors in place",
+)
+async def moderate_many(body: BatchRequest, request: Request) -> JSONBytesResponse:
+    service: ModerationService = request.app.state.service
+    results = await moderate_batch(
+        service, body.items, request.state.request_id, request.app.state.settings.max_batch_items
+    )
+    request.state.log = {"items": len(results)}
+    return JSONBytesResponse({"results": results})
+
+
+@router.post(
+    "/v1/moderations",
+    response_model=OpenAIModerationResponse,
+    responses=ERROR_RESPONSES,
+    summary="OpenAI Moderation API compatible endpoint",
+)
+async def openai_moderations(body: OpenAIModerationRequest, request: Request) -> JSONBytesResponse:
+    service: ModerationService = request.app.state.service
+    result = await moderate_openai(
+        service, body, request.state.request_id, request.app.state.settings.max_batch_items
+    )
+    request.state.log = {"items": len(result.results), "policy_id": service.openai_policy_id}
     return JSONBytesResponse(result.model_dump(mode="json"))

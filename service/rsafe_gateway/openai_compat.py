@@ -1,0 +1,83 @@
+"""POST /v1/moderations in the OpenAI Moderation API shape, on top of the moderation service.
+
+Categories: judged with the `openai-moderation` policy (RSAFE_OPENAI_POLICY_ID), whose category
+names ARE the OpenAI names; with another policy, RSafe's default ids are mapped by the table below.
+Scores: a reasoning guard gives a verdict, not a probability. `category_scores` is therefore 1.0 for
+each category the model named as violated and 0.0 for the others; it is not calibrated.
+An undetermined verdict is `flagged` per the fail mode, with no category set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from .errors import InvalidRequest
+from .policy import Policy
+from .protocol import (
+    ModerationRequest,
+    ModerationResponse,
+    OpenAIModerationRequest,
+    OpenAIModerationResponse,
+    OpenAIModerationResult,
+)
+from .service import ModerationService
+
+OPENAI_CATEGORIES = (
+    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit",
+    "illicit/violent", "self-harm", "self-harm/intent", "self-harm/instructions", "sexual",
+    "sexual/minors", "violence", "violence/graphic",
+)  # fmt: skip
+
+# RSafe's default categories (U1-U18) in OpenAI's names, for when the default policy is used.
+RSAFE_DEFAULT_TO_OPENAI = {
+    "U1": ("violence",), "U2": ("illicit/violent",), "U3": ("illicit",), "U4": ("illicit",),
+    "U5": ("sexual",), "U6": ("sexual/minors",), "U7": ("hate",), "U8": ("harassment",),
+    "U9": ("self-harm",), "U15": ("violence",), "U17": ("harassment/threatening",),
+}  # fmt: skip
+
+
+def openai_names(policy: Policy, category_ids: list[str]) -> set[str]:
+    by_id = {category.id: category.name for category in policy.categories}
+    names: set[str] = set()
+    for category_id in category_ids:
+        if by_id.get(category_id) in OPENAI_CATEGORIES:
+            names.add(by_id[category_id])
+        else:
+            names.update(RSAFE_DEFAULT_TO_OPENAI.get(category_id, ()))
+    return names
+
+
+def _result(answer: ModerationResponse, policy: Policy) -> OpenAIModerationResult:
+    named = openai_names(policy, answer.categories)
+    return OpenAIModerationResult(
+        flagged=answer.flagged,
+        categories={name: name in named for name in OPENAI_CATEGORIES},
+        category_scores={name: 1.0 if name in named else 0.0 for name in OPENAI_CATEGORIES},
+        category_applied_input_types={name: ["text"] for name in OPENAI_CATEGORIES},
+    )
+
+
+async def moderate_openai(
+    service: ModerationService, request: OpenAIModerationRequest, request_id: str, max_items: int
+) -> OpenAIModerationResponse:
+    texts = [request.input] if isinstance(request.input, str) else request.input
+    if not texts:
+        raise InvalidRequest("'input' must not be empty", param="input")
+    if len(texts) > max_items:
+        raise InvalidRequest(f"'input' has more than {max_items} entries", param="input")
+    policy_id = service.openai_policy_id
+    policy = service.policies.resolve(policy_id, None, 0)
+    answers = await asyncio.gather(
+        *(
+            service.moderate(
+                ModerationRequest(input=text, policy_id=policy_id, reasoning=False),
+                f"{request_id}-{index}",
+            )
+            for index, text in enumerate(texts)
+        )
+    )
+    return OpenAIModerationResponse(
+        id=f"modr-{request_id}",
+        model=service.model,
+        results=[_result(answer, policy) for answer in answers],
+    )

