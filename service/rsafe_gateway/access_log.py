@@ -62,6 +62,7 @@ class AccessLogMiddleware:
                     "route": route,
                     "status": status,
                     "latency_ms": round(elapsed * 1000, 3),
+                    "key_id": state.get("key_id"),
                     **state.get("log", {}),
                 }
                 logger.info("request", extra={"fields": fields})

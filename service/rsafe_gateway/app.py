@@ -14,13 +14,16 @@ from fastapi import FastAPI
 
 from . import __version__
 from .access_log import AccessLogMiddleware
+from .auth import ApiKeyAuthenticator
 from .backend import BackendConfig, ModelBackend
+from .body_limit import BodyLimitMiddleware
 from .cache import DecisionCache, connect_redis
 from .exception_handlers import install_exception_handlers
 from .logging_setup import configure_logging
 from .metrics import BUILD_INFO
 from .policy_store import SHIPPED_POLICY_DIR, PolicyStore
 from .prompt import TEMPLATE_VERSION
+from .rate_limit import RateLimiter
 from .request_id import RequestIdMiddleware
 from .routes import health, moderation, playground, policies
 from .service import ModerationService
@@ -52,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     policy_store = build_policy_store(settings)
+    # Read and checked at start-up: a malformed hash file stops the gateway, it is not ignored.
+    authenticator = ApiKeyAuthenticator(settings.key_hashes()) if settings.auth_enabled else None
     BUILD_INFO.labels(__version__, settings.model_name, TEMPLATE_VERSION).set(1)
 
     @asynccontextmanager
@@ -67,11 +72,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_connections=settings.max_connections,
             )
         )
-        cache = DecisionCache(
-            connect_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds),
-            ttl_seconds=settings.cache_ttl_seconds,
-        )
+        redis = connect_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
+        cache = DecisionCache(redis, ttl_seconds=settings.cache_ttl_seconds)
         app.state.settings = settings
+        app.state.authenticator = authenticator
+        app.state.rate_limiter = (
+            RateLimiter(
+                settings.rate_limit_per_second,
+                settings.rate_limit_burst,
+                redis,
+                settings.cache_key_prefix,
+            )
+            if settings.rate_limit_per_second > 0
+            else None
+        )
         app.state.backend = backend
         app.state.cache = cache
         app.state.service = ModerationService(settings, backend, cache, policy_store)
@@ -101,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(playground.router)
     install_exception_handlers(app)
     # Added last = outermost: the request id exists before the access log reads it.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -69,6 +69,24 @@ PROMPT_TOKENS = Counter("rsafe_prompt_tokens", "Prompt tokens the model server r
 COMPLETION_TOKENS = Counter(
     "rsafe_completion_tokens", "Completion tokens the model server reported."
 )
+BREAKER_STATE = Gauge(
+    "rsafe_circuit_breaker_state",
+    "Circuit breaker toward the model server: 0 closed, 1 open, 2 half-open.",
+    multiprocess_mode="max",
+)
+BREAKER_TRANSITIONS = Counter(
+    "rsafe_circuit_breaker_transitions", "Circuit breaker state changes, by new state.", ["state"]
+)
+MODEL_QUEUE = Gauge(
+    "rsafe_model_queue_waiting",
+    "Model calls waiting for a free slot (RSAFE_MAX_CONCURRENT_MODEL_CALLS).",
+    multiprocess_mode="livesum",
+)
+OVERLOAD_REJECTIONS = Counter(
+    "rsafe_overload_rejections", "Requests refused at once because the model-call queue was full."
+)
+AUTH_FAILURES = Counter("rsafe_auth_failures", "Requests refused for a missing or wrong API key.")
+RATE_LIMITED = Counter("rsafe_rate_limited", "Requests refused by the per-key rate limit.")
 POLICY_RELOADS = Counter(
     "rsafe_policy_reloads", "Policy folder reloads, by result (ok, rejected).", ["result"]
 )

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backend import ModelBackend
+from .breaker import CircuitBreaker
 from .cache import DecisionCache, cache_key
 from .conversation import InputLimits, resolve_turns
-from .errors import BackendError
+from .errors import BackendError, BackendTimeout
+from .limiter import ConcurrencyLimiter
 from .metrics import (
     CACHE_LOOKUPS,
     COMPLETION_TOKENS,
@@ -92,6 +94,12 @@ class ModerationService:
         self._policies = policies
         self._limits = InputLimits(settings.max_text_chars, settings.max_messages)
         self._in_flight: dict[str, asyncio.Task[Decision]] = {}
+        self._limiter = ConcurrencyLimiter(
+            settings.max_concurrent_model_calls, settings.max_queued_model_calls
+        )
+        self.breaker = CircuitBreaker(
+            settings.breaker_failure_threshold, settings.breaker_reset_seconds
+        )
         self._sampling: dict[str, Any] = {
             "temperature": settings.temperature,
             "top_p": settings.top_p,
@@ -186,19 +194,36 @@ class ModerationService:
     async def _decide(self, call: _ModelCall, request_id: str) -> Decision:
         """Ask the model; a backend failure becomes an undetermined decision in open mode."""
         try:
-            return await self._ask_model(call, request_id)
+            async with asyncio.timeout(self._settings.request_timeout_seconds):
+                return await self._ask_model(call, request_id)
+        except TimeoutError as exc:
+            return self._backend_failed(BackendTimeout("request deadline exceeded"), exc)
         except BackendError as exc:
-            MODEL_ERRORS.labels(exc.kind).inc()
-            if self._settings.fail_mode is FailMode.OPEN:
-                return Decision(Verdict.UNDETERMINED, [], None, 0, 0, failure=exc.kind)
-            FAIL_MODE_DECISIONS.labels(FailMode.CLOSED.value, exc.kind).inc()
-            raise
+            return self._backend_failed(exc, None)
+
+    def _backend_failed(self, exc: BackendError, cause: BaseException | None) -> Decision:
+        """A failed model call: undetermined in open mode (marked), the error in closed mode."""
+        MODEL_ERRORS.labels(exc.kind).inc()
+        if self._settings.fail_mode is FailMode.OPEN:
+            return Decision(Verdict.UNDETERMINED, [], None, 0, 0, failure=exc.kind)
+        FAIL_MODE_DECISIONS.labels(FailMode.CLOSED.value, exc.kind).inc()
+        raise exc from cause
 
     async def _ask_model(self, call: _ModelCall, request_id: str) -> Decision:
-        started = time.perf_counter()
-        completion = await self._backend.complete(
-            {"messages": call.messages, **call.decoding}, request_id=request_id
-        )
+        self.breaker.before_call()
+        try:
+            async with self._limiter.slot():
+                started = time.perf_counter()
+                completion = await self._backend.complete(
+                    {"messages": call.messages, **call.decoding}, request_id=request_id
+                )
+        except BackendError:
+            self.breaker.record_failure()
+            raise
+        except BaseException:  # overloaded, cancelled: says nothing about the backend's health
+            self.breaker.release_trial()
+            raise
+        self.breaker.record_success()
         MODEL_DURATION.observe(time.perf_counter() - started)
         PROMPT_TOKENS.inc(completion.prompt_tokens)
         COMPLETION_TOKENS.inc(completion.completion_tokens)

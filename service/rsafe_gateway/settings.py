@@ -67,11 +67,36 @@ class Settings(BaseSettings):
     # POST /v1/moderations (OpenAI shape) judges with this policy; its category names are OpenAI's.
     openai_policy_id: str = "openai-moderation"
 
+    # API keys: SHA-256 hex hashes, comma-separated and/or one per line in a file. Never the keys.
+    auth_enabled: bool = False
+    api_key_hashes: str = ""
+    api_key_hashes_file: Path | None = None
+    metrics_auth: bool = False  # also require a key on /metrics
+
+    # Rate limit per API key (per client address when auth is off): a token bucket, in Redis so it
+    # holds across replicas, in-process when Redis is absent. 0 disables it.
+    rate_limit_per_second: float = Field(default=0.0, ge=0)
+    rate_limit_burst: int = Field(default=20, ge=1)
+
+    # Protection of the model server: concurrent calls, then a bounded queue, then a fast 503.
+    max_concurrent_model_calls: int = Field(default=64, ge=1)
+    max_queued_model_calls: int = Field(default=512, ge=0)
+    # Circuit breaker: after this many consecutive failures, fail fast for `breaker_reset_seconds`.
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_reset_seconds: float = Field(default=5.0, gt=0)
+    # No request takes longer than this, whatever the model server does.
+    request_timeout_seconds: float = Field(default=90.0, gt=0)
+    # On SIGTERM: /readyz turns 503 at once, new requests are still served for `shutdown_delay`
+    # (so load balancers notice), then in-flight requests get up to `shutdown_grace` to finish.
+    shutdown_delay_seconds: float = Field(default=0.0, ge=0)
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+
     # Input limits.
     max_text_chars: int = Field(default=32_000, ge=1)
     max_messages: int = Field(default=64, ge=1)
     max_policy_chars: int = Field(default=16_000, ge=1)
     max_batch_items: int = Field(default=64, ge=1, le=10_000)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     # Cache. An empty redis_url disables it.
     redis_url: str | None = "redis://127.0.0.1:6379/0"
@@ -80,6 +105,17 @@ class Settings(BaseSettings):
     redis_timeout_seconds: float = Field(default=0.25, gt=0)
     # A dead cache slows answers but never fails them; set false to stay ready without Redis.
     readiness_requires_cache: bool = True
+
+    def key_hashes(self) -> frozenset[str]:
+        """The configured API-key hashes (lowercase hex), from the setting and the file."""
+        raw = self.api_key_hashes.replace(",", "\n")
+        if self.api_key_hashes_file is not None:
+            raw += "\n" + self.api_key_hashes_file.read_text(encoding="utf-8")
+        hashes = {line.strip().lower() for line in raw.splitlines() if line.strip()}
+        for value in hashes:
+            if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+                raise ValueError("RSAFE_API_KEY_HASHES entries must be SHA-256 hex digests")
+        return frozenset(hashes)
 
     @field_validator("model_server_url")
     @classmethod

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from ..dependencies import guard_metrics
+from ..lifecycle import DRAINING
 from ..metrics import render_latest
 from ..responses import JSONBytesResponse, error_body
 
@@ -19,7 +21,7 @@ async def healthz() -> JSONBytesResponse:
 @router.get("/readyz", summary="Readiness: model server answering, cache reachable or disabled")
 async def readyz(request: Request) -> JSONBytesResponse:
     state = request.app.state
-    if getattr(state, "shutting_down", False):
+    if DRAINING.is_set() or getattr(state, "shutting_down", False):
         return JSONBytesResponse(
             error_body("backend_unavailable", "shutting down"), status_code=503
         )
@@ -37,7 +39,12 @@ async def readyz(request: Request) -> JSONBytesResponse:
     return JSONBytesResponse({"status": "ready", "checks": checks})
 
 
-@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    include_in_schema=False,
+    dependencies=[Depends(guard_metrics)],
+)
 async def metrics() -> Response:
     body, content_type = render_latest()
     return Response(body, media_type=content_type)

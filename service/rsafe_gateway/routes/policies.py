@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
+from ..dependencies import guard_api
 from ..errors import NotFound
 from ..policy import Policy
 from ..protocol import CategoryInfo, ErrorResponse, PolicyDetail, PolicyInfo, PolicyList
 from ..service import ModerationService
 
-router = APIRouter(tags=["policies"])
+router = APIRouter(tags=["policies"], dependencies=[Depends(guard_api)])
 
 
 def _info(policy: Policy) -> dict[str, object]:
@@ -38,7 +39,7 @@ async def list_policies(request: Request) -> PolicyList:
 @router.get(
     "/v1/policies/{policy_id}",
     response_model=PolicyDetail,
-    responses={404: {"model": ErrorResponse}},
+    responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
     summary="One named policy, with the text that goes into the prompt",
 )
 async def get_policy(policy_id: str, request: Request) -> PolicyDetail:
