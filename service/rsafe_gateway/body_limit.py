@@ -1,7 +1,8 @@
 """Refuse request bodies over RSAFE_MAX_BODY_BYTES with 413, before reading them whole.
 
-A declared Content-Length over the limit is refused at once; a chunked body is counted as it
-arrives and refused when it crosses the limit, so memory per request stays bounded.
+A declared Content-Length over the limit is refused at once; a body without one (chunked) is
+read here up to the limit and refused as soon as it crosses it, so memory per request stays
+bounded either way.
 """
 
 from __future__ import annotations
@@ -28,15 +29,34 @@ class BodyLimitMiddleware:
                     await error_response(too_large)(scope, receive, send)
                     return
                 break
-        received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+        else:
+            # No declared length (chunked): read it here, up to the limit, then replay it.
+            chunks: list[bytes] = []
+            received = 0
+            more_body = True
+            while more_body:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client went away
+                chunk = message.get("body", b"")
+                received += len(chunk)
                 if received > self.max_bytes:
-                    raise too_large
-            return message
+                    await error_response(too_large)(scope, receive, send)
+                    return
+                chunks.append(chunk)
+                more_body = message.get("more_body", False)
+            receive = _replay(b"".join(chunks), receive)
+        await self.app(scope, receive, send)
 
-        await self.app(scope, counting_receive, send)
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # e.g. http.disconnect
+
+    return replay

@@ -95,6 +95,8 @@ class PolicyStore:
         if inline_text is not None:
             if not inline_text.strip():
                 raise InvalidRequest("'policy' must not be empty", param="policy")
+            if "\x00" in inline_text:
+                raise InvalidRequest("'policy' must not contain NUL characters", param="policy")
             if len(inline_text) > max_chars:
                 raise InvalidRequest(
                     f"'policy' is longer than {max_chars} characters", param="policy"
