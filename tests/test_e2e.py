@@ -116,11 +116,32 @@ def test_redis_stopped_mid_run_still_answers(
     assert client.post("/v1/moderate", json=payload).status_code == 200
     assert client.post("/v1/moderate", json=payload).json()["cached"] is True
     own_redis.stop()
-    for _ in range(3):
-        response = client.post("/v1/moderate", json=payload)
+    # A hot decision still comes from the replica's in-process cache...
+    assert client.post("/v1/moderate", json=payload).json()["cached"] is True
+    # ...and new ones go to the model; Redis errors are counted, never returned.
+    for index in range(3):
+        response = client.post("/v1/moderate", json={"input": unique(f"new text {index}")})
         assert response.status_code == 200
         assert response.json()["cached"] is False
         assert_answer(response.json())
+    assert 'rsafe_cache_errors_total{operation="get"}' in client.get("/metrics").text
+
+
+def test_a_second_replica_gets_the_decision_from_redis(
+    make_client: Callable[..., TestClient], vllm_server: VllmServer, redis_server: RedisServer
+) -> None:
+    prefix = f"replicas-{uuid.uuid4().hex[:6]}:"
+    first = make_client(
+        model_server_url=vllm_server.url, redis_url=redis_server.url, cache_key_prefix=prefix
+    )
+    second = make_client(
+        model_server_url=vllm_server.url, redis_url=redis_server.url, cache_key_prefix=prefix
+    )
+    payload = {"input": unique("Shared between replicas?")}
+    assert first.post("/v1/moderate", json=payload).json()["cached"] is False
+    calls = vllm_server.request_count()
+    assert second.post("/v1/moderate", json=payload).json()["cached"] is True
+    assert vllm_server.request_count() == calls
 
 
 def test_readyz_reports_model_and_cache(e2e_client: TestClient) -> None:

@@ -19,6 +19,7 @@ from .backend import BackendConfig, ModelBackend
 from .body_limit import BodyLimitMiddleware
 from .cache import DecisionCache, connect_redis
 from .exception_handlers import install_exception_handlers
+from .guard import ApiGuardMiddleware
 from .logging_setup import configure_logging
 from .metrics import BUILD_INFO
 from .policy_store import SHIPPED_POLICY_DIR, PolicyStore
@@ -73,7 +74,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         )
         redis = connect_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
-        cache = DecisionCache(redis, ttl_seconds=settings.cache_ttl_seconds)
+        cache = DecisionCache(
+            redis,
+            ttl_seconds=settings.cache_ttl_seconds,
+            local_items=settings.local_cache_items,
+            local_ttl_seconds=settings.local_cache_ttl_seconds,
+        )
         app.state.settings = settings
         app.state.authenticator = authenticator
         app.state.rate_limiter = (
@@ -115,6 +121,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(playground.router)
     install_exception_handlers(app)
     # Added last = outermost: the request id exists before the access log reads it.
+    if authenticator is not None or settings.rate_limit_per_second > 0:
+        app.add_middleware(
+            ApiGuardMiddleware, authenticator=authenticator, metrics_auth=settings.metrics_auth
+        )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(RequestIdMiddleware)

@@ -1,12 +1,16 @@
-"""Decision cache in Redis. The cache is an accelerator, never a dependency.
+"""Decision cache: a small in-process LRU in front of Redis. An accelerator, never a dependency.
 
 The key is a SHA-256 over everything that decides the answer: model, prompt-template version,
 policy hash, target, the neutralised conversation and the decoding parameters. So a new template,
 model or policy text can never be answered from an old entry. The value is the decision only
 (verdict, categories, reasoning, usage), never the moderated text.
 
-Any Redis failure is logged and treated as a miss (reads) or skipped (writes): requests never fail
-because of the cache.
+Two levels: keys are content hashes and a key's decision never changes, so each replica can keep
+the hottest decisions in memory (bounded LRU with a short TTL) and answer hits without a Redis
+round trip; Redis shares decisions between replicas and across restarts.
+
+Any Redis failure is logged, counted and treated as a miss (reads) or skipped (writes): requests
+never fail because of the cache.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ import logging
 from typing import Any
 
 import orjson
+from cachetools import TTLCache
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+
+from .metrics import CACHE_ERRORS, CACHE_LOCAL_HITS
 
 logger = logging.getLogger("rsafe_gateway.cache")
 
@@ -33,20 +40,38 @@ def cache_key(prefix: str, material: dict[str, Any]) -> str:
 
 
 class DecisionCache:
-    def __init__(self, redis: Redis | None, *, ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        redis: Redis | None,
+        *,
+        ttl_seconds: int,
+        local_items: int = 0,
+        local_ttl_seconds: float = 60.0,
+    ) -> None:
         self._redis = redis
         self._ttl = ttl_seconds
+        self._local: TTLCache[str, dict[str, Any]] | None = (
+            TTLCache(maxsize=local_items, ttl=min(local_ttl_seconds, ttl_seconds))
+            if local_items > 0
+            else None
+        )
 
     @property
     def enabled(self) -> bool:
         return self._redis is not None
 
     async def get(self, key: str) -> dict[str, Any] | None:
+        if self._local is not None:
+            value = self._local.get(key)
+            if value is not None:
+                CACHE_LOCAL_HITS.inc()
+                return value
         if self._redis is None:
             return None
         try:
             raw = await self._redis.get(key)
         except (RedisError, OSError) as exc:
+            CACHE_ERRORS.labels("get").inc()
             logger.warning("cache read skipped: %s", type(exc).__name__)
             return None
         if raw is None:
@@ -57,14 +82,20 @@ class DecisionCache:
             return None
         if not isinstance(value, dict) or value.get("v") != VALUE_VERSION:
             return None
+        if self._local is not None:
+            self._local[key] = value
         return value
 
     async def set(self, key: str, value: dict[str, Any]) -> None:
+        stored = {**value, "v": VALUE_VERSION}
+        if self._local is not None:
+            self._local[key] = stored
         if self._redis is None:
             return
         try:
-            await self._redis.set(key, orjson.dumps({**value, "v": VALUE_VERSION}), ex=self._ttl)
+            await self._redis.set(key, orjson.dumps(stored), ex=self._ttl)
         except (RedisError, OSError) as exc:
+            CACHE_ERRORS.labels("set").inc()
             logger.warning("cache write skipped: %s", type(exc).__name__)
 
     async def ping(self) -> bool:

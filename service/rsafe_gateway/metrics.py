@@ -62,6 +62,9 @@ CACHE_ERRORS = Counter(
     "rsafe_cache_errors", "Redis failures (the request went on without the cache), by operation.",
     ["operation"],
 )  # fmt: skip
+CACHE_LOCAL_HITS = Counter(
+    "rsafe_cache_local_hits", "Cache hits answered from the replica's in-process LRU (no Redis)."
+)
 SINGLEFLIGHT_JOINS = Counter(
     "rsafe_singleflight_joins", "Requests that waited for an identical in-flight model call."
 )

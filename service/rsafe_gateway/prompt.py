@@ -21,6 +21,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 # Bump whenever the rendered prompt changes: it is part of every cache key.
 TEMPLATE_VERSION = "rsafe-v2"
@@ -88,6 +89,12 @@ def neutralise(text: str) -> str:
     return _ROLE_LINE.sub("\\1\uff1a", text)
 
 
+@lru_cache(maxsize=256)
+def _policy_block(policy_text: str) -> str:
+    # Named policies repeat on every request: neutralise each text once, not per request.
+    return f"{BEGIN_POLICY}\n{neutralise(policy_text).strip()}\n{END_POLICY}"
+
+
 def _conversation_lines(turns: list[Turn]) -> str:
     # System turns are the calling app's own instructions, not content under judgement.
     labels = {Role.USER: "User", Role.ASSISTANT: "Agent"}
@@ -110,7 +117,7 @@ def render_prompt(
         parts.append(PROMPT_TASK)
     else:
         parts.append(RESPONSE_TASK)
-    parts.append(f"{BEGIN_POLICY}\n{neutralise(policy_text).strip()}\n{END_POLICY}")
+    parts.append(_policy_block(policy_text))
     parts.append(f"{BEGIN_CONVERSATION}\n{_conversation_lines(turns)}\n{END_CONVERSATION}")
     parts.append(f"{CLOSING} {CATEGORIES_REQUEST}" if ask_categories else CLOSING)
     return "\n\n".join(parts)

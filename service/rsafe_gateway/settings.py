@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     cache_ttl_seconds: int = Field(default=86_400, ge=1)
     cache_key_prefix: str = "rsafe:"
     redis_timeout_seconds: float = Field(default=0.25, gt=0)
+    # In-process LRU in front of Redis (hot decisions without a round trip); 0 items disables it.
+    local_cache_items: int = Field(default=10_000, ge=0)
+    local_cache_ttl_seconds: float = Field(default=60.0, gt=0)
     # A dead cache slows answers but never fails them; set false to stay ready without Redis.
     readiness_requires_cache: bool = True
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ..dependencies import guard_metrics
 from ..lifecycle import DRAINING
 from ..metrics import render_latest
 from ..responses import JSONBytesResponse, error_body
@@ -39,12 +38,7 @@ async def readyz(request: Request) -> JSONBytesResponse:
     return JSONBytesResponse({"status": "ready", "checks": checks})
 
 
-@router.get(
-    "/metrics",
-    summary="Prometheus metrics",
-    include_in_schema=False,
-    dependencies=[Depends(guard_metrics)],
-)
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics() -> Response:
     body, content_type = render_latest()
     return Response(body, media_type=content_type)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
 from ..batch import moderate_batch
-from ..dependencies import guard_api
 from ..openai_compat import moderate_openai
 from ..protocol import (
     BatchRequest,
@@ -21,7 +20,7 @@ from ..protocol import (
 from ..responses import JSONBytesResponse
 from ..service import ModerationService
 
-router = APIRouter(tags=["moderation"], dependencies=[Depends(guard_api)])
+router = APIRouter(tags=["moderation"])
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
-from ..dependencies import guard_api
 from ..errors import NotFound
 from ..policy import Policy
 from ..protocol import CategoryInfo, ErrorResponse, PolicyDetail, PolicyInfo, PolicyList
 from ..service import ModerationService
 
-router = APIRouter(tags=["policies"], dependencies=[Depends(guard_api)])
+router = APIRouter(tags=["policies"])
 
 
 def _info(policy: Policy) -> dict[str, object]:
