@@ -18,5 +18,13 @@ status=$?
 set -e
 if [ "$status" -eq 5 ]; then echo "[test] pytest collected no tests: failing"; exit 1; fi
 [ "$status" -eq 0 ] || exit "$status"
+echo "[test] training pipeline (its own environment: torch CPU + TRL)"
+scripts/setup-train.sh
+set +e
+.venv-train/bin/pytest models/training/tests -p no:cacheprovider
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then echo "[test] training tests: none collected: failing"; exit 1; fi
+[ "$status" -eq 0 ] || exit "$status"
 echo "[test] deployment checks (helm lint/template, kubernetes-validate, hadolint, compose, promtool)"
 scripts/check-deploy.sh

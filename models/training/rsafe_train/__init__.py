@@ -1,0 +1,1 @@
+"""RSafe training pipeline."""

@@ -1,0 +1,368 @@
+"""Training data: the public data sets' local files → one labelled JSONL schema.
+
+Schema of every record (`Example`): `{"prompt": str, "response"?: str, "label": "safe"|"unsafe",
+"source": str}`. A record with a `response` is a response-level item (is the agent's reply unsafe?),
+one without is prompt-level (is the user's message unsafe?).
+
+Converters read the files as the data sets publish them (JSONL, JSON, CSV or Parquet), by column:
+- ToxicChat (toxicchat0124): `user_input`, `toxicity` (1 → unsafe) — prompt-level;
+- Aegis 2.0: `prompt`, `prompt_label`; `response`, `response_label` — prompt-level (and, on request,
+  response-level where the response is labelled);
+- OR-Bench: `prompt`, `category`; the hard-1k subset is safe (over-refusal bait), toxic is unsafe;
+- PKU-SafeRLHF: `prompt`, `response_0`/`response_1`, `is_response_0_safe`/`is_response_1_safe` —
+  two response-level items per row;
+- BeaverTails (30k_train): `prompt`, `response`, `is_safe` — response-level;
+- the project's local suite (data/local-suite/train.jsonl): `id`, `prompt`, `response`?, `label`,
+  `source`.
+
+`balanced_sample` keeps, per source, up to N safe and N unsafe items (1000/1000 as in the paper),
+seeded; `within_length` drops items longer than a token cap (1024 prompt-level, 2048 response-level
+in the paper), counted with a tokenizer when given, else by whitespace-separated words.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+SAFE = "safe"
+UNSAFE = "unsafe"
+LOCAL_SUITE_PATH = Path("data/local-suite/train.jsonl")
+
+
+class DataFormatError(ValueError):
+    """A file or row that cannot be converted; the message names the file and the column."""
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    prompt: str
+    label: str
+    source: str
+    response: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.label not in (SAFE, UNSAFE):
+            raise DataFormatError(f"label must be 'safe' or 'unsafe', got {self.label!r}")
+
+    @property
+    def is_response_level(self) -> bool:
+        return self.response is not None
+
+    def to_dict(self) -> dict[str, str]:
+        record = {"prompt": self.prompt}
+        if self.response is not None:
+            record["response"] = self.response
+        record["label"] = self.label
+        record["source"] = self.source
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Example:
+        response = record.get("response")
+        return cls(
+            prompt=str(record["prompt"]),
+            label=str(record["label"]).strip().lower(),
+            source=str(record.get("source") or "unknown"),
+            response=None if response in (None, "") else str(response),
+        )
+
+
+# --- reading files ------------------------------------------------------------------------------
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Rows of a .jsonl, .json (a list, or {"data"|"rows"|"train": [...]}), .csv or .parquet."""
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise DataFormatError(f"{path}: no such file")
+    if suffix in (".jsonl", ".ndjson"):
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise DataFormatError(f"{path}:{number}: not JSON ({exc})") from exc
+    elif suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict):
+            data = next((data[k] for k in ("data", "rows", "train") if k in data), None)
+        if not isinstance(data, list):
+            raise DataFormatError(f"{path}: expected a list of rows")
+        yield from data
+    elif suffix == ".csv":
+        with path.open(encoding="utf-8", newline="") as handle:
+            yield from csv.DictReader(handle)
+    elif suffix == ".parquet":
+        import pyarrow.parquet as pq  # installed with `datasets`
+
+        yield from pq.read_table(path).to_pylist()
+    else:
+        raise DataFormatError(
+            f"{path}: unsupported file type {suffix!r} (jsonl, json, csv, parquet)"
+        )
+
+
+def _column(row: dict[str, Any], name: str, path: Path) -> Any:
+    if name not in row:
+        raise DataFormatError(f"{path}: column {name!r} is missing (columns: {sorted(row)})")
+    return row[name]
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _truthy(value: Any) -> bool:
+    """Booleans as the data sets write them: True/False, 1/0, "true"/"false", "1"/"0"."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "1.0"):
+        return True
+    if text in ("false", "0", "no", "0.0"):
+        return False
+    raise DataFormatError(f"not a boolean: {value!r}")
+
+
+def _label(value: Any, path: Path, column: str) -> str | None:
+    text = _text(value)
+    if text is None:
+        return None
+    text = text.lower()
+    if text in (SAFE, UNSAFE):
+        return text
+    raise DataFormatError(f"{path}: column {column!r} has {value!r}, expected safe/unsafe")
+
+
+# --- converters ---------------------------------------------------------------------------------
+
+
+def convert_toxicchat(path: Path, source: str = "toxicchat") -> Iterator[Example]:
+    for row in read_records(path):
+        prompt = _text(_column(row, "user_input", path))
+        if prompt:
+            toxic = _truthy(_column(row, "toxicity", path))
+            yield Example(prompt, UNSAFE if toxic else SAFE, source)
+
+
+def convert_aegis2(
+    path: Path, source: str = "aegis2", include_responses: bool = False
+) -> Iterator[Example]:
+    for row in read_records(path):
+        prompt = _text(_column(row, "prompt", path))
+        if not prompt:
+            continue
+        label = _label(_column(row, "prompt_label", path), path, "prompt_label")
+        if label:
+            yield Example(prompt, label, source)
+        if include_responses:
+            response = _text(row.get("response"))
+            response_label = _label(row.get("response_label"), path, "response_label")
+            if response and response_label:
+                yield Example(prompt, response_label, source, response)
+
+
+def convert_orbench(
+    path: Path, subset: str | None = None, source: str = "orbench"
+) -> Iterator[Example]:
+    """OR-Bench: hard-1k (seemingly toxic but benign) → safe, toxic → unsafe.
+
+    `subset` is "hard" or "toxic"; when None it is read from the file name (`or-bench-hard-1k…`,
+    `or-bench-toxic…`). Rows carry `prompt` and `category`.
+    """
+    if subset is None:
+        name = path.name.lower()
+        subset = "toxic" if "toxic" in name else "hard" if "hard" in name else None
+    if subset not in ("hard", "toxic"):
+        raise DataFormatError(f"{path}: OR-Bench subset must be 'hard' or 'toxic' (got {subset!r})")
+    label = UNSAFE if subset == "toxic" else SAFE
+    for row in read_records(path):
+        prompt = _text(_column(row, "prompt", path))
+        _column(row, "category", path)
+        if prompt:
+            yield Example(prompt, label, source)
+
+
+def convert_pku_saferlhf(path: Path, source: str = "pku-saferlhf") -> Iterator[Example]:
+    for row in read_records(path):
+        prompt = _text(_column(row, "prompt", path))
+        if not prompt:
+            continue
+        for index in (0, 1):
+            response = _text(_column(row, f"response_{index}", path))
+            if response:
+                safe = _truthy(_column(row, f"is_response_{index}_safe", path))
+                yield Example(prompt, SAFE if safe else UNSAFE, source, response)
+
+
+def convert_beavertails(path: Path, source: str = "beavertails") -> Iterator[Example]:
+    for row in read_records(path):
+        prompt = _text(_column(row, "prompt", path))
+        response = _text(_column(row, "response", path))
+        if prompt and response:
+            safe = _truthy(_column(row, "is_safe", path))
+            yield Example(prompt, SAFE if safe else UNSAFE, source, response)
+
+
+def read_local_suite(path: Path = LOCAL_SUITE_PATH, *, required: bool = False) -> list[Example]:
+    """The project's own labelled suite; an absent file gives [] unless `required`."""
+    if not path.is_file():
+        if required:
+            raise DataFormatError(f"{path}: the local suite is not there")
+        return []
+    examples = []
+    for row in read_records(path):
+        for column in ("prompt", "label"):
+            _column(row, column, path)
+        examples.append(Example.from_dict({**row, "source": row.get("source") or "local-suite"}))
+    return examples
+
+
+def read_jsonl(path: Path) -> list[Example]:
+    """Read back a file in the unified schema (what `write_jsonl` writes)."""
+    return [Example.from_dict(row) for row in read_records(path)]
+
+
+def write_jsonl(examples: Iterable[Example], path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("w", encoding="utf-8") as handle:
+        for example in examples:
+            handle.write(json.dumps(example.to_dict(), ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+# name → converter(path) for the CLI's `--input NAME=PATH`.
+CONVERTERS: dict[str, Callable[[Path], Iterable[Example]]] = {
+    "toxicchat": convert_toxicchat,
+    "aegis2": convert_aegis2,
+    "aegis2-responses": lambda path: convert_aegis2(path, include_responses=True),
+    "orbench": convert_orbench,
+    "orbench-hard": lambda path: convert_orbench(path, "hard"),
+    "orbench-toxic": lambda path: convert_orbench(path, "toxic"),
+    "pku-saferlhf": convert_pku_saferlhf,
+    "beavertails": convert_beavertails,
+    "local-suite": lambda path: read_local_suite(path, required=True),
+}
+
+
+def convert(name: str, path: Path) -> list[Example]:
+    try:
+        converter = CONVERTERS[name]
+    except KeyError:
+        raise DataFormatError(f"unknown source {name!r}; known: {', '.join(CONVERTERS)}") from None
+    return list(converter(path))
+
+
+# --- length cap and balance ---------------------------------------------------------------------
+
+
+class TokenCounter(Protocol):
+    def __call__(self, text: str) -> int: ...
+
+
+def whitespace_tokens(text: str) -> int:
+    return len(text.split())
+
+
+def tokenizer_counter(tokenizer: Any) -> TokenCounter:
+    """Count with a Hugging Face tokenizer (no special tokens)."""
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    return count
+
+
+def example_tokens(example: Example, counter: TokenCounter) -> int:
+    text = example.prompt if example.response is None else f"{example.prompt}\n{example.response}"
+    return counter(text)
+
+
+def within_length(
+    examples: Iterable[Example],
+    *,
+    max_prompt_level_tokens: int | None = 1024,
+    max_response_level_tokens: int | None = 2048,
+    counter: TokenCounter | None = None,
+) -> list[Example]:
+    """Drop items longer than the cap of their level (None: no cap)."""
+    counter = counter or whitespace_tokens
+    kept = []
+    for example in examples:
+        cap = max_response_level_tokens if example.is_response_level else max_prompt_level_tokens
+        if cap is None or example_tokens(example, counter) <= cap:
+            kept.append(example)
+    return kept
+
+
+def deduplicate(examples: Iterable[Example]) -> list[Example]:
+    """Drop exact repeats of (prompt, response) within a source; the first label wins."""
+    seen: set[tuple[str, str, str | None]] = set()
+    kept = []
+    for example in examples:
+        key = (example.source, example.prompt, example.response)
+        if key not in seen:
+            seen.add(key)
+            kept.append(example)
+    return kept
+
+
+def balanced_sample(
+    examples: Iterable[Example], per_label: int = 1000, seed: int = 0
+) -> list[Example]:
+    """Per source, up to `per_label` safe and `per_label` unsafe items, seeded; then shuffled."""
+    rng = random.Random(seed)
+    groups: dict[tuple[str, str], list[Example]] = defaultdict(list)
+    for example in examples:
+        groups[(example.source, example.label)].append(example)
+    chosen: list[Example] = []
+    for key in sorted(groups):
+        group = groups[key]
+        chosen.extend(group if len(group) <= per_label else rng.sample(group, per_label))
+    rng.shuffle(chosen)
+    return chosen
+
+
+def counts(examples: Iterable[Example]) -> dict[str, dict[str, int]]:
+    """{source: {"safe": n, "unsafe": n}} for reports."""
+    table: dict[str, dict[str, int]] = defaultdict(lambda: {SAFE: 0, UNSAFE: 0})
+    for example in examples:
+        table[example.source][example.label] += 1
+    return dict(sorted(table.items()))
+
+
+def prepare(
+    inputs: list[tuple[str, Path]],
+    *,
+    per_label: int = 1000,
+    seed: int = 0,
+    max_prompt_level_tokens: int | None = 1024,
+    max_response_level_tokens: int | None = 2048,
+    counter: TokenCounter | None = None,
+) -> list[Example]:
+    """Convert every (converter name, file), dedupe, cap length, then balance per source."""
+    examples: list[Example] = []
+    for name, path in inputs:
+        examples.extend(convert(name, path))
+    examples = within_length(
+        deduplicate(examples),
+        max_prompt_level_tokens=max_prompt_level_tokens,
+        max_response_level_tokens=max_response_level_tokens,
+        counter=counter,
+    )
+    return balanced_sample(examples, per_label=per_label, seed=seed)

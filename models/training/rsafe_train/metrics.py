@@ -1,0 +1,160 @@
+"""Per-step training metrics: a TRL/transformers callback writing JSONL, and a PNG plot of it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+# TRL names each reward function's metric after the function.
+FORMAT_KEY = "rewards/format_reward_func/mean"
+ACCURACY_KEY = "rewards/accuracy_reward_func/mean"
+_KEEP = {
+    "loss": "loss",
+    "grad_norm": "grad_norm",
+    "learning_rate": "learning_rate",
+    "reward": "reward",
+    "reward_std": "reward_std",
+    FORMAT_KEY: "format_reward",
+    ACCURACY_KEY: "accuracy_reward",
+    "frac_reward_zero_std": "frac_reward_zero_std",
+    "completions/mean_length": "completion_mean_length",
+    "completions/clipped_ratio": "completion_clipped_ratio",
+    "kl": "kl",
+    "entropy": "entropy",
+    "mean_token_accuracy": "mean_token_accuracy",
+}
+
+
+class JsonlMetricsCallback(TrainerCallback):
+    """One JSON line per logging step: step, epoch and the metrics above (short names)."""
+
+    def __init__(self, path: Path, stage: str) -> None:
+        self.path = path
+        self.stage = stage
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
+    ) -> None:
+        if not logs or not state.is_world_process_zero:
+            return
+        record: dict[str, Any] = {
+            "stage": self.stage,
+            "step": state.global_step,
+            "epoch": state.epoch,
+        }
+        for key, name in _KEEP.items():
+            value = logs.get(key)
+            if isinstance(value, int | float):
+                record[name] = float(value)
+        if len(record) > 3:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
+
+
+def plot_metrics(jsonl: Path, png: Path, title: str = "GRPO rewards") -> Path:
+    """Mean, format and accuracy reward per step (the loss when there is no reward)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(jsonl)
+    series = ("reward", "format_reward", "accuracy_reward")
+    if not any(name in r for r in records for name in series):
+        series = ("loss",)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for name in series:
+        points = [(r["step"], r[name]) for r in records if name in r]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, marker="o", markersize=3, label=name)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("value")
+    if series != ("loss",):
+        ax.set_ylim(-0.05, 1.05)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png)
+    plt.close(fig)
+    return png
+
+
+class RichProgressCallback(TrainerCallback):
+    """A rich progress bar per stage, with the latest reward (GRPO) or loss (SFT) in its text."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+        self._progress: Any = None
+        self._task: Any = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if not state.is_world_process_zero:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(self.stage, total=state.max_steps, info="")
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=state.global_step)
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
+    ) -> None:
+        if self._progress is None or not logs:
+            return
+        parts = []
+        for key, name in (
+            ("reward", "reward"),
+            (FORMAT_KEY, "format"),
+            (ACCURACY_KEY, "acc"),
+            ("loss", "loss"),
+        ):
+            if isinstance(logs.get(key), int | float):
+                parts.append(f"{name} {logs[key]:.3f}")
+        if parts:
+            self._progress.update(self._task, info="  ".join(parts))
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def use_rich_progress(trainer: Any, stage: str) -> None:
+    """Swap the trainer's tqdm bar for the rich one."""
+    from transformers.trainer_callback import ProgressCallback
+
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(RichProgressCallback(stage))

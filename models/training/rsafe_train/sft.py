@@ -1,0 +1,143 @@
+"""Stage 1: the guided-reasoning warm-up (TRL SFTTrainer, loss on the completion only).
+
+Without it GRPO has no signal on a small model: it never writes `<think>…</think>\\boxed{}` on its
+own, so every reward is 0 and so is every gradient (shared/design/training-cpu.md). Each item is
+a conversational prompt/completion pair: the prompt is the gateway's own RSafe message, the
+completion the reasoning source's `<think>…</think>\\n\\boxed{label}`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rsafe_train.checkpoint import has_gpu, load_model_and_tokenizer, peft_config, save_for_vllm
+from rsafe_train.config import RunConfig, as_dict
+from rsafe_train.data import Example, read_jsonl
+from rsafe_train.metrics import JsonlMetricsCallback, use_rich_progress
+from rsafe_train.prompts import PolicyResolver, resolve_policy_path
+from rsafe_train.reasoning import ReasoningSource, TeacherReasoning, TemplateReasoning
+
+
+@dataclass(frozen=True)
+class StageResult:
+    checkpoint: Path
+    metrics: Path
+    examples: int
+    seconds: float
+
+
+def policy_resolver(config: RunConfig) -> PolicyResolver:
+    return PolicyResolver.from_files(
+        resolve_policy_path(config.policy),
+        {source: resolve_policy_path(p) for source, p in config.policy_by_source.items()},
+    )
+
+
+def reasoning_source(config: RunConfig) -> ReasoningSource:
+    settings = config.sft
+    if settings.reasoning == "template":
+        return TemplateReasoning()
+    if settings.reasoning == "teacher":
+        teacher = settings.teacher
+        if not teacher.base_url or not teacher.model:
+            raise ValueError(
+                "sft.reasoning=teacher needs sft.teacher.base_url and sft.teacher.model"
+            )
+        return TeacherReasoning(
+            base_url=teacher.base_url,
+            model=teacher.model,
+            api_key=os.environ.get(teacher.api_key_env),
+            attempts=teacher.attempts,
+            max_tokens=teacher.max_tokens,
+            fallback=TemplateReasoning(),
+        )
+    raise ValueError(f"sft.reasoning must be 'template' or 'teacher', not {settings.reasoning!r}")
+
+
+def select(examples: list[Example], limit: int | None, seed: int) -> list[Example]:
+    if limit is None or limit >= len(examples):
+        return examples
+    return random.Random(seed).sample(examples, limit)
+
+
+def sft_records(
+    examples: list[Example], resolver: PolicyResolver, source: ReasoningSource
+) -> list[dict[str, Any]]:
+    records = []
+    for example in examples:
+        messages = resolver.messages(example)
+        completion = source.completion(example, messages, resolver.policy_for(example))
+        if completion is not None:
+            records.append(
+                {
+                    "prompt": messages,
+                    "completion": [{"role": "assistant", "content": completion}],
+                    "label": example.label,
+                }
+            )
+    return records
+
+
+def run_sft(
+    config: RunConfig, *, model_path: str | None = None, out_dir: Path | None = None
+) -> StageResult:
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    settings = config.sft
+    started = time.monotonic()
+    out_dir = out_dir or Path(config.output_dir) / "sft"
+    examples = select(read_jsonl(Path(config.data)), settings.max_examples, config.seed)
+    records = sft_records(examples, policy_resolver(config), reasoning_source(config))
+    if not records:
+        raise ValueError("stage 1 has no training items (empty data, or the teacher rejected all)")
+    model, tokenizer = load_model_and_tokenizer(model_path or config.model)
+    on_cpu = not has_gpu()
+    args = SFTConfig(
+        output_dir=str(out_dir),
+        learning_rate=settings.learning_rate,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        max_length=settings.max_length,
+        warmup_steps=settings.warmup_ratio,
+        completion_only_loss=True,
+        logging_steps=settings.logging_steps,
+        save_strategy="steps" if settings.save_steps else "no",
+        save_steps=settings.save_steps or 500,
+        use_cpu=on_cpu,
+        bf16=not on_cpu,
+        seed=config.seed,
+        report_to="none",
+        # Passed only when on: the old name warns in transformers 5 even when False.
+        **({"gradient_checkpointing": True} if settings.gradient_checkpointing else {}),
+    )
+    metrics = out_dir / "metrics.jsonl"
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(records),
+        processing_class=tokenizer,
+        peft_config=peft_config(settings.lora),
+        callbacks=[JsonlMetricsCallback(metrics, "sft")],
+    )
+    use_rich_progress(trainer, "stage 1 SFT")
+    trainer.train()
+    final = save_for_vllm(
+        trainer.model,
+        tokenizer,
+        out_dir / "final",
+        {
+            "stage": "sft",
+            "base": model_path or config.model,
+            "items": len(records),
+            **as_dict(config),
+        },
+    )
+    return StageResult(final, metrics, len(records), time.monotonic() - started)
