@@ -6,8 +6,10 @@ gateway's tests talk to it over HTTP only, as production does.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -54,6 +56,9 @@ def http_ok(url: str) -> bool:
 
 
 def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """Stop a server and, when it leads its own process group, every child it started."""
+    group = os.getpgid(process.pid) if process.poll() is None else None
+    own_group = group is not None and group == process.pid
     if process.poll() is None:
         process.terminate()
         try:
@@ -61,6 +66,10 @@ def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=grace)
+    if own_group:
+        # vLLM's engine and worker processes must not outlive the API server (~2 GB each).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 @dataclass
@@ -158,7 +167,11 @@ def start_vllm(model_dir: Path, port: int, log_path: Path) -> VllmServer:
     ]  # fmt: skip
     with log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=vllm_environment()
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=vllm_environment(),
+            start_new_session=True,  # its own process group: stop_process reaps the children
         )
     server = VllmServer(f"http://127.0.0.1:{port}", process, log_path)
 

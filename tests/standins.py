@@ -35,10 +35,14 @@ def _handler(status: int, body: bytes, delay: float) -> type[BaseHTTPRequestHand
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default 5 makes concurrent clients stall on TCP retries
+
+
 @contextmanager
 def standin_server(status: int = 200, body: bytes = b"{}", delay: float = 0.0) -> Iterator[str]:
     """A loopback HTTP server answering every request with `status`/`body` after `delay`."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(status, body, delay))
+    server = _Server(("127.0.0.1", 0), _handler(status, body, delay))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -71,7 +75,7 @@ def recording_server() -> Iterator[tuple[str, list[dict[str, str]]]]:
         def log_message(self, format: str, *args: object) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

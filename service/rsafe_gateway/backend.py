@@ -5,7 +5,8 @@ own pool fell to 0.18x the direct throughput while aiohttp held 0.96x. Swapping 
 rewriting this module only; the rest of the gateway sees `ModelBackend` and the errors below.
 
 Every aiohttp/asyncio exception is translated here, and only here, into `errors.Backend*`.
-Retries happen on connection failures only (nothing was sent, so a retry cannot double-bill).
+Retries happen on connection failures only: refused connections, and connections reset or closed
+under a request (a completion has no side effect). Never on timeouts or HTTP errors.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ class ModelBackend:
         if config.api_key:
             headers["Authorization"] = f"Bearer {config.api_key}"
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=config.max_connections, keepalive_timeout=30),
+            # Idle connections are dropped before vLLM's uvicorn drops them (its keep-alive is 5 s),
+            # so a request is rarely sent on a connection the server is closing.
+            connector=aiohttp.TCPConnector(limit=config.max_connections, keepalive_timeout=4),
             timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=config.connect_timeout, sock_read=config.read_timeout
             ),
@@ -104,8 +107,12 @@ class ModelBackend:
             raise _ConnectFailed(str(exc.os_error or exc)) from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise BackendTimeout("model server did not answer in time") from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            # The connection was reset or closed under us (typically a pooled keep-alive
+            # connection the server was closing). A completion has no side effect, so sending
+            # it again on a fresh connection is safe.
+            raise _ConnectFailed(type(exc).__name__) from exc
         except aiohttp.ClientError as exc:
-            # Connection dropped mid-request: the server may have done the work; don't retry.
             reason = type(exc).__name__
             raise BackendUnavailable(f"model server connection failed: {reason}") from exc
 

@@ -22,8 +22,19 @@ def _check_text(text: str, param: str, limits: InputLimits) -> None:
         raise InvalidRequest(
             f"'{param}' is longer than {limits.max_text_chars} characters", param=param
         )
+    check_encodable(text, param)
+
+
+def check_encodable(text: str, param: str) -> None:
+    """Refuse NUL characters and lone surrogates (JSON allows `\\ud800`; UTF-8 cannot hold it)."""
     if "\x00" in text:
         raise InvalidRequest(f"'{param}' must not contain NUL characters", param=param)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(
+            f"'{param}' contains an unpaired surrogate (not valid Unicode text)", param=param
+        ) from None
 
 
 def resolve_turns(

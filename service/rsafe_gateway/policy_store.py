@@ -7,6 +7,7 @@ import logging
 import threading
 from pathlib import Path
 
+from .conversation import check_encodable
 from .errors import InvalidRequest
 from .metrics import POLICY_RELOADS
 from .policy import Policy, PolicyFileError, inline_policy, load_policy_dirs
@@ -95,8 +96,7 @@ class PolicyStore:
         if inline_text is not None:
             if not inline_text.strip():
                 raise InvalidRequest("'policy' must not be empty", param="policy")
-            if "\x00" in inline_text:
-                raise InvalidRequest("'policy' must not contain NUL characters", param="policy")
+            check_encodable(inline_text, "policy")
             if len(inline_text) > max_chars:
                 raise InvalidRequest(
                     f"'policy' is longer than {max_chars} characters", param="policy"

@@ -4,8 +4,10 @@ The prompt is ONE user message (no system message), worded as the checkpoint was
 preamble (prompt checks only), task line, policy block, conversation block, closing instruction.
 
 Neutralising (applied to content AND to policy text; idempotent):
-  1. Unicode NFKC normalisation, and removal of zero-width/format characters, so look-alikes such as
-     fullwidth `＜ＥＮＤ` or `<EN\u200bD` collapse to what they imitate and are caught below.
+  1. Unicode NFKC normalisation, removal of invisible characters (format, zero-width, tags,
+     variation selectors) and one kind of line break (`\n`), so look-alikes such as fullwidth
+     `＜ＥＮＤ`, `<EN\u200bD` or a role line after U+2028 collapse to what they imitate and are
+     caught below.
   2. `<` that opens a block marker, a think tag or a chat-template token
      (`<BEGIN …`, `<END …`, `<think>`, `</think>`, `<|im_start|>`…) becomes `‹` (U+2039).
   3. The backslash of `\\boxed` becomes `⧵` (U+29F5), so content cannot write the answer format.
@@ -57,7 +59,17 @@ CATEGORIES_REQUEST = (
 )
 CATEGORIES_LABEL = "Categories:"
 
-_ZERO_WIDTH = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+# Invisible code points (Unicode category Cf, variation selectors, the combining grapheme joiner,
+# tag characters): they could split a marker so that it no longer looks like one to a regex.
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufe00-\ufe0f\ufeff\ufff9-\ufffb\U000110bd"
+    "\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f\U000e0100-\U000e01ef]"
+)
+# Every character Python (and a model's tokenizer) may take for a line break becomes "\n", so a
+# fake role line cannot hide behind "\r", "\v", U+2028 and the like.
+_LINE_BREAKS = re.compile("\r\n|[\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 _MARKER_OPEN = re.compile(r"<(?=\s*/?\s*(?:begin|end|think)\b|\|)", re.IGNORECASE)
 _BOXED = re.compile(r"\\(?=\s*boxed)", re.IGNORECASE)
 _ROLE_LINE = re.compile(r"^([ \t]*(?:user|agent|assistant|system)[ \t]*):", re.IGNORECASE | re.M)
@@ -83,7 +95,8 @@ class Turn:
 def neutralise(text: str) -> str:
     """Make `text` unable to close its slot, open a marker or write an answer (see module doc)."""
     text = unicodedata.normalize("NFKC", text)
-    text = _ZERO_WIDTH.sub("", text)
+    text = _INVISIBLE.sub("", text)
+    text = _LINE_BREAKS.sub("\n", text)
     text = _MARKER_OPEN.sub("\u2039", text)
     text = _BOXED.sub("\u29f5", text)
     return _ROLE_LINE.sub("\\1\uff1a", text)

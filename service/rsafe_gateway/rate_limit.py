@@ -13,7 +13,6 @@ import math
 import time
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from .errors import RateLimited
 from .metrics import RATE_LIMITED
@@ -87,6 +86,6 @@ class RateLimiter:
                     keys=[self._prefix + caller], args=[self._rate, self._burst]
                 )
                 return float(result)
-            except (RedisError, OSError) as exc:
+            except Exception as exc:  # any Redis failure: local buckets
                 logger.warning("rate limit falls back to this replica: %s", type(exc).__name__)
         return self._local.take(caller)

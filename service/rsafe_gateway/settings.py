@@ -21,9 +21,7 @@ class FailMode(StrEnum):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="RSAFE_", env_file=".env", env_ignore_empty=True, extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="RSAFE_", env_file=".env", extra="ignore")
 
     # Where the gateway listens.
     host: str = "127.0.0.1"
@@ -119,6 +117,19 @@ class Settings(BaseSettings):
             if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
                 raise ValueError("RSAFE_API_KEY_HASHES entries must be SHA-256 hex digests")
         return frozenset(hashes)
+
+    @field_validator(
+        "model_server_api_key",
+        "shipped_policy_dir",
+        "policy_dir",
+        "redis_url",
+        "api_key_hashes_file",
+        mode="before",
+    )
+    @classmethod
+    def _empty_means_unset(cls, value: object) -> object:
+        # `RSAFE_REDIS_URL=` disables the cache; likewise an empty path or key is "not set".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("model_server_url")
     @classmethod

@@ -32,9 +32,10 @@ async def readyz(request: Request) -> JSONBytesResponse:
     }
     cache_blocks = state.settings.readiness_requires_cache and not cache_ok
     if not model_ready or cache_blocks:
-        reason = "model server is not answering" if not model_ready else "cache is unreachable"
-        body = error_body("backend_unavailable", reason)
-        return JSONBytesResponse({**body, "checks": checks}, status_code=503)
+        detail = ", ".join(f"{name} {status}" for name, status in checks.items())
+        return JSONBytesResponse(
+            error_body("backend_unavailable", f"not ready: {detail}"), status_code=503
+        )
     return JSONBytesResponse({"status": "ready", "checks": checks})
 
 
