@@ -53,3 +53,22 @@ def test_disabled_cache() -> None:
         assert await cache.ping() is True
 
     asyncio.run(scenario())
+
+
+def test_values_over_the_size_limit_are_not_cached(redis_server: RedisServer) -> None:
+    async def scenario() -> None:
+        cache = DecisionCache(
+            connect_redis(redis_server.url, timeout_seconds=1),
+            ttl_seconds=60,
+            local_items=10,
+            max_value_bytes=300,
+        )
+        small = cache_key("test-size:", {"n": "small"})
+        large = cache_key("test-size:", {"n": "large"})
+        await cache.set(small, {"reasoning": "short"})
+        await cache.set(large, {"reasoning": "x" * 400})
+        assert await cache.get(small) == {"reasoning": "short", "v": VALUE_VERSION}
+        assert await cache.get(large) is None
+        await cache.close()
+
+    asyncio.run(scenario())

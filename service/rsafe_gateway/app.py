@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ttl_seconds=settings.cache_ttl_seconds,
             local_items=settings.local_cache_items,
             local_ttl_seconds=settings.local_cache_ttl_seconds,
+            max_value_bytes=settings.cache_max_value_bytes,
         )
         app.state.settings = settings
         app.state.authenticator = authenticator

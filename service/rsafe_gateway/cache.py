@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from .metrics import CACHE_ERRORS, CACHE_LOCAL_HITS
+from .metrics import CACHE_ERRORS, CACHE_LOCAL_HITS, CACHE_OVERSIZED
 
 logger = logging.getLogger("rsafe_gateway.cache")
 
@@ -46,9 +46,11 @@ class DecisionCache:
         ttl_seconds: int,
         local_items: int = 0,
         local_ttl_seconds: float = 60.0,
+        max_value_bytes: int = 65_536,
     ) -> None:
         self._redis = redis
         self._ttl = ttl_seconds
+        self._max_value_bytes = max_value_bytes
         self._local: TTLCache[str, dict[str, Any]] | None = (
             TTLCache(maxsize=local_items, ttl=min(local_ttl_seconds, ttl_seconds))
             if local_items > 0
@@ -87,12 +89,16 @@ class DecisionCache:
 
     async def set(self, key: str, value: dict[str, Any]) -> None:
         stored = {**value, "v": VALUE_VERSION}
+        encoded = orjson.dumps(stored)
+        if len(encoded) > self._max_value_bytes:
+            CACHE_OVERSIZED.inc()  # e.g. a very long reasoning: answered, just not cached
+            return
         if self._local is not None:
             self._local[key] = stored
         if self._redis is None:
             return
         try:
-            await self._redis.set(key, orjson.dumps(stored), ex=self._ttl)
+            await self._redis.set(key, encoded, ex=self._ttl)
         except Exception as exc:  # whatever the client raises, skipped
             CACHE_ERRORS.labels("set").inc()
             logger.warning("cache write skipped: %s", type(exc).__name__)

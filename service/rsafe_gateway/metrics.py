@@ -65,6 +65,9 @@ CACHE_ERRORS = Counter(
 CACHE_LOCAL_HITS = Counter(
     "rsafe_cache_local_hits", "Cache hits answered from the replica's in-process LRU (no Redis)."
 )
+CACHE_OVERSIZED = Counter(
+    "rsafe_cache_oversized", "Decisions not cached because they exceed RSAFE_CACHE_MAX_VALUE_BYTES."
+)
 SINGLEFLIGHT_JOINS = Counter(
     "rsafe_singleflight_joins", "Requests that waited for an identical in-flight model call."
 )

@@ -100,6 +100,7 @@ class Settings(BaseSettings):
     redis_url: str | None = "redis://127.0.0.1:6379/0"
     cache_ttl_seconds: int = Field(default=86_400, ge=1)
     cache_key_prefix: str = "rsafe:"
+    cache_max_value_bytes: int = Field(default=65_536, ge=256)
     redis_timeout_seconds: float = Field(default=0.25, gt=0)
     # In-process LRU in front of Redis (hot decisions without a round trip); 0 items disables it.
     local_cache_items: int = Field(default=10_000, ge=0)
