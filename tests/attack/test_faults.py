@@ -288,7 +288,7 @@ async def _probe(url: str, until: float, seen: list[tuple[float, int, int]]) -> 
                     async with session.get(path) as response:
                         await response.read()
                         statuses.append(response.status)
-                except aiohttp.ClientError:
+                except (aiohttp.ClientError, TimeoutError):
                     statuses.append(0)
             seen.append((sent, *statuses))  # type: ignore[arg-type]
             if statuses == [0, 0]:
