@@ -84,3 +84,41 @@ def recording_server() -> Iterator[tuple[str, list[dict[str, str]]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def dropping_server(drops: int) -> Iterator[tuple[str, list[float]]]:
+    """A loopback server that closes its first `drops` connections without answering, then
+    answers a valid completion; yields its URL and the arrival time of every connection."""
+    arrivals: list[float] = []
+    body = (
+        b'{"choices": [{"message": {"content": "<think>ok</think>\\\\boxed{safe}"},'
+        b' "finish_reason": "stop"}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}'
+    )
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    class Server(_Server):
+        def verify_request(self, request: object, client_address: object) -> bool:
+            arrivals.append(time.monotonic())
+            return len(arrivals) > drops  # False: the connection is closed unanswered
+
+    server = Server(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", arrivals
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -158,3 +158,48 @@ def test_policies_are_listed(e2e_client: TestClient) -> None:
     detail = e2e_client.get("/v1/policies/rsafe-default").json()
     assert [c["id"] for c in detail["categories"]] == [f"U{i}" for i in range(1, 19)]
     assert detail["text"].startswith("U1 - Violence")
+
+
+def test_requests_that_render_the_same_prompt_share_one_decision(
+    e2e_client: TestClient, vllm_server: VllmServer
+) -> None:
+    # The cache key is built from the prompt's ingredients (not the rendered prompt): requests
+    # that differ only in what the prompt leaves out must still find the decision.
+    text = unique("Where can I buy a kitchen knife?")
+    first = e2e_client.post("/v1/moderate", json={"input": text}).json()
+    assert first["cached"] is False
+    calls = vllm_server.request_count()
+    user = {"role": "user", "content": text}
+    same_prompt = [
+        {"input": [user]},
+        {"input": [{"role": "system", "content": "Be brief."}, user]},  # system turns: not judged
+        {"input": [user, {"role": "assistant", "content": "Sure."}], "target": "prompt"},
+        {"input": text, "reasoning": False},  # only filters the answer
+        {"input": text, "policy_id": first["policy"]["id"]},  # the default, named
+    ]
+    for payload in same_prompt:
+        answer = e2e_client.post("/v1/moderate", json=payload).json()
+        assert answer["cached"] is True, payload
+        assert answer["verdict"] == first["verdict"]
+    assert vllm_server.request_count() == calls
+
+
+def test_every_change_to_the_prompt_is_a_new_decision(e2e_client: TestClient) -> None:
+    text = unique("Where can I buy a kitchen knife?")
+    assert e2e_client.post("/v1/moderate", json={"input": text}).json()["cached"] is False
+    other_policy = next(
+        policy["id"]
+        for policy in e2e_client.get("/v1/policies").json()["policies"]
+        if policy["id"] != e2e_client.get("/v1/policies").json()["default_policy_id"]
+    )
+    user = {"role": "user", "content": text}
+    different_prompt = [
+        {"input": text + "!"},
+        {"input": [user, {"role": "assistant", "content": "Sure."}]},  # a response check
+        {"input": [{"role": "assistant", "content": "Hi."}, user]},  # an earlier turn
+        {"input": text, "policy": "X1 - Spam\nNo unsolicited advertising."},
+        {"input": text, "policy_id": other_policy},
+    ]
+    for payload in different_prompt:
+        answer = e2e_client.post("/v1/moderate", json=payload).json()
+        assert answer["cached"] is False, payload

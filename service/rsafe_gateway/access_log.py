@@ -6,16 +6,17 @@ A pure ASGI middleware. Routes add their own fields (verdict, cached, policy id)
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
+from prometheus_client import Counter, Histogram
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .logging_setup import AccessLineWriter
 from .metrics import IN_FLIGHT, REQUEST_DURATION, REQUESTS
 
-logger = logging.getLogger("rsafe_gateway.access")
+access_log = AccessLineWriter("rsafe_gateway.access")
 
 # Probes and scrapes would drown the log; they are still counted.
 _QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -31,6 +32,22 @@ def _route_template(scope: Scope) -> str:
 class AccessLogMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Labelled children looked up once per (route, status class), not per request.
+        self._counters: dict[tuple[str, int], Counter] = {}
+        self._histograms: dict[str, Histogram] = {}
+
+    def _observe(self, route: str, status: int, elapsed: float) -> None:
+        status_class = status // 100
+        counter = self._counters.get((route, status_class))
+        if counter is None:
+            counter = self._counters[(route, status_class)] = REQUESTS.labels(
+                route, f"{status_class}xx"
+            )
+        counter.inc()
+        histogram = self._histograms.get(route)
+        if histogram is None:
+            histogram = self._histograms[route] = REQUEST_DURATION.labels(route)
+        histogram.observe(elapsed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,8 +69,7 @@ class AccessLogMiddleware:
             IN_FLIGHT.dec()
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
-            REQUESTS.labels(route, f"{status // 100}xx").inc()
-            REQUEST_DURATION.labels(route).observe(elapsed)
+            self._observe(route, status, elapsed)
             if route not in _QUIET_ROUTES:
                 state: dict[str, Any] = scope.get("state", {})
                 fields = {
@@ -65,4 +81,4 @@ class AccessLogMiddleware:
                     "key_id": state.get("key_id"),
                     **state.get("log", {}),
                 }
-                logger.info("request", extra={"fields": fields})
+                access_log.write("request", fields)

@@ -29,6 +29,7 @@ from .prompt import TEMPLATE_VERSION
 from .rate_limit import RateLimiter
 from .request_id import RequestIdMiddleware
 from .routes import health, moderation, playground, policies
+from .routes.json_body import add_request_body_schemas
 from .service import ModerationService
 from .settings import Settings, get_settings
 
@@ -118,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "RSafe checkpoint.",
         lifespan=lifespan,
     )
-    app.include_router(moderation.router)
+    app.router.routes.extend(moderation.routes)
     app.include_router(policies.router)
     app.include_router(health.router)
     app.include_router(playground.router)
@@ -139,8 +140,12 @@ def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
     """FastAPI documents a 422 on every route; this gateway answers validation errors with 400."""
     if app.openapi_schema is None:
         schema = get_openapi(
-            title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            routes=[*app.routes, *moderation.documentation.routes],
         )
+        add_request_body_schemas(schema)
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
                 operation.get("responses", {}).pop("422", None)

@@ -11,6 +11,7 @@ under a request (a completion has no side effect). Never on timeouts or HTTP err
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,9 @@ class BackendConfig:
     max_connections: int = 512
 
 
+_FIRST_BACKOFF_SECONDS = 0.05
+
+
 class _ConnectFailed(Exception):
     """Internal: the TCP connection could not be made (safe to retry)."""
 
@@ -69,10 +73,12 @@ class ModelBackend:
             headers=headers,
             json_serialize=lambda obj: orjson.dumps(obj).decode(),
         )
+        # The retries after a failed first attempt: waits of 0.05 s (above), then 0.1, 0.2, 0.4
+        # and 0.5 s at most between them.
         self._retrying = AsyncRetrying(
             retry=retry_if_exception_type(_ConnectFailed),
-            stop=stop_after_attempt(config.connect_retries + 1),
-            wait=wait_exponential(multiplier=0.05, max=0.5),
+            stop=stop_after_attempt(max(config.connect_retries, 1)),
+            wait=wait_exponential(multiplier=2 * _FIRST_BACKOFF_SECONDS, max=0.5),
             reraise=True,
         )
 
@@ -88,11 +94,19 @@ class ModelBackend:
         payload = orjson.dumps({"model": self._config.model, **body})
         headers = {"X-Request-ID": request_id} if request_id else None
         try:
-            # A copy per call: a tenacity controller keeps per-run state, so sharing one between
-            # concurrent calls makes them retry each other's attempts.
-            async for attempt in self._retrying.copy():
-                with attempt:
-                    raw, status = await self._post(payload, headers)
+            try:
+                # The first attempt bypasses tenacity: its per-attempt bookkeeping was ~10 % of
+                # a cache miss's CPU here, and almost every call succeeds at once.
+                raw, status = await self._post(payload, headers)
+            except _ConnectFailed:
+                if not self._config.connect_retries:
+                    raise
+                await asyncio.sleep(_FIRST_BACKOFF_SECONDS)
+                # A copy per call: a tenacity controller keeps per-run state, so sharing one
+                # between concurrent calls makes them retry each other's attempts.
+                async for attempt in self._retrying.copy():
+                    with attempt:
+                        raw, status = await self._post(payload, headers)
         except _ConnectFailed as exc:
             raise BackendUnavailable(f"model server unreachable: {exc}") from exc
         return _parse_completion(raw, status)

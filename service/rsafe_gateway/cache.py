@@ -1,9 +1,9 @@
 """Decision cache: a small in-process LRU in front of Redis. An accelerator, never a dependency.
 
 The key is a SHA-256 over everything that decides the answer: model, prompt-template version,
-policy hash, target, the neutralised conversation and the decoding parameters. So a new template,
-model or policy text can never be answered from an old entry. The value is the decision only
-(verdict, categories, reasoning, usage), never the moderated text.
+policy hash, target, the judged conversation, the categories asked for and the decoding
+parameters. So a new template, model or policy text can never be answered from an old entry.
+The value is the decision only (verdict, categories, reasoning, usage), never the moderated text.
 
 Two levels: keys are content hashes and a key's decision never changes, so each replica can keep
 the hottest decisions in memory (bounded LRU with a short TTL) and answer hits without a Redis
@@ -33,7 +33,8 @@ logger = logging.getLogger("rsafe_gateway.cache")
 VALUE_VERSION = 1
 
 
-def cache_key(prefix: str, material: dict[str, Any]) -> str:
+def cache_key(prefix: str, material: object) -> str:
+    """`prefix` + a SHA-256 of `material` (JSON; dict keys sorted, dataclasses as objects)."""
     digest = hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return f"{prefix}v{VALUE_VERSION}:{digest}"
 

@@ -42,9 +42,12 @@ class Policy:
     categories: tuple[Category, ...] = ()
     source: str = ""
     sha256: str = field(init=False)
+    # The ids in the policy's order; computed once (the hot path reads it on every request).
+    category_id_order: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sha256", hashlib.sha256(self.body.encode("utf-8")).hexdigest())
+        object.__setattr__(self, "category_id_order", tuple(c.id for c in self.categories))
 
     @property
     def category_ids(self) -> frozenset[str]:

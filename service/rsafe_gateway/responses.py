@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from .errors import GatewayError
@@ -15,6 +16,11 @@ class JSONBytesResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+def model_response(model: BaseModel) -> Response:
+    """A pydantic model serialised straight to JSON by pydantic-core (no intermediate dict)."""
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 def error_body(error_type: str, message: str, param: str | None = None) -> dict[str, Any]:

@@ -1,10 +1,21 @@
-"""POST /v1/moderate."""
+"""POST /v1/moderate, /v1/moderate/batch and /v1/moderations.
+
+These are the hot path (a cache hit is ~0.1 ms of work in all), so they are served as plain
+Starlette routes: FastAPI's per-request machinery for a declared route (dependency solving, exit
+stack, a spare Response) measured ~15 µs of it here. They are still documented: `documentation`
+holds the same operations as FastAPI routes, used only to build /openapi.json.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from ..batch import moderate_batch
 from ..openai_compat import moderate_openai
@@ -17,10 +28,9 @@ from ..protocol import (
     OpenAIModerationRequest,
     OpenAIModerationResponse,
 )
-from ..responses import JSONBytesResponse
+from ..responses import JSONBytesResponse, model_response
 from ..service import ModerationService
-
-router = APIRouter(tags=["moderation"])
+from .json_body import json_body_openapi, read_json_body
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
@@ -37,15 +47,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post(
-    "/v1/moderate",
-    response_model=ModerationResponse,
-    responses=ERROR_RESPONSES,
-    summary="Judge a text or a conversation against a safety policy",
-)
-async def moderate(body: ModerationRequest, request: Request) -> JSONBytesResponse:
+async def moderate(request: Request) -> Response:
+    body = await read_json_body(request, ModerationRequest)
     service: ModerationService = request.app.state.service
-    result = await service.moderate(body, request.state.request_id)
+    state = request.scope["state"]
+    result = await service.moderate(body, state["request_id"])
     log_fields: dict[str, Any] = {
         "verdict": result.verdict.value,
         "flagged": result.flagged,
@@ -55,35 +61,84 @@ async def moderate(body: ModerationRequest, request: Request) -> JSONBytesRespon
     }
     if request.app.state.settings.log_content:
         log_fields["input"] = body.model_dump(mode="json")["input"]
-    request.state.log = log_fields
-    return JSONBytesResponse(result.model_dump(mode="json"))
+    state["log"] = log_fields
+    return model_response(result)
 
 
-@router.post(
-    "/v1/moderate/batch",
-    response_model=BatchResponse,
-    responses=ERROR_RESPONSES,
-    summary="Judge many items concurrently; results in order, errors in place",
-)
-async def moderate_many(body: BatchRequest, request: Request) -> JSONBytesResponse:
+async def moderate_many(request: Request) -> Response:
+    body = await read_json_body(request, BatchRequest)
     service: ModerationService = request.app.state.service
+    state = request.scope["state"]
     results = await moderate_batch(
-        service, body.items, request.state.request_id, request.app.state.settings.max_batch_items
+        service, body.items, state["request_id"], request.app.state.settings.max_batch_items
     )
-    request.state.log = {"items": len(results)}
+    state["log"] = {"items": len(results)}
     return JSONBytesResponse({"results": results})
 
 
-@router.post(
+async def openai_moderations(request: Request) -> Response:
+    body = await read_json_body(request, OpenAIModerationRequest)
+    service: ModerationService = request.app.state.service
+    state = request.scope["state"]
+    result = await moderate_openai(
+        service, body, state["request_id"], request.app.state.settings.max_batch_items
+    )
+    state["log"] = {"items": len(result.results), "policy_id": service.openai_policy_id}
+    return model_response(result)
+
+
+class _ServedRoute(Route):
+    """A Starlette route that names itself in `scope["route"]` as FastAPI's own routes do
+    (FastAPI's router leaves it unset for plain routes; the access log and metrics read it)."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = self
+        await super().handle(scope, receive, send)
+
+
+# What /openapi.json says about the routes below (never mounted, never called).
+documentation = APIRouter(tags=["moderation"])
+routes: list[Route] = []
+
+
+def _post(
+    path: str,
+    endpoint: Callable[[Request], Awaitable[Response]],
+    *,
+    body: type[BaseModel],
+    answer: type[BaseModel],
+    summary: str,
+) -> None:
+    documentation.add_api_route(
+        path,
+        endpoint,
+        methods=["POST"],
+        response_model=answer,
+        responses=ERROR_RESPONSES,
+        summary=summary,
+        openapi_extra=json_body_openapi(body),
+    )
+    routes.append(_ServedRoute(path, endpoint, methods=["POST"]))
+
+
+_post(
+    "/v1/moderate",
+    moderate,
+    body=ModerationRequest,
+    answer=ModerationResponse,
+    summary="Judge a text or a conversation against a safety policy",
+)
+_post(
+    "/v1/moderate/batch",
+    moderate_many,
+    body=BatchRequest,
+    answer=BatchResponse,
+    summary="Judge many items concurrently; results in order, errors in place",
+)
+_post(
     "/v1/moderations",
-    response_model=OpenAIModerationResponse,
-    responses=ERROR_RESPONSES,
+    openai_moderations,
+    body=OpenAIModerationRequest,
+    answer=OpenAIModerationResponse,
     summary="OpenAI Moderation API compatible endpoint",
 )
-async def openai_moderations(body: OpenAIModerationRequest, request: Request) -> JSONBytesResponse:
-    service: ModerationService = request.app.state.service
-    result = await moderate_openai(
-        service, body, request.state.request_id, request.app.state.settings.max_batch_items
-    )
-    request.state.log = {"items": len(result.results), "policy_id": service.openai_policy_id}
-    return JSONBytesResponse(result.model_dump(mode="json"))
