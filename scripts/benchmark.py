@@ -221,9 +221,9 @@ async def interleaved(
             order = names if round_index % 2 == 0 else list(reversed(names))
             for name in order:
                 url, payloads = paths[name]
-                chunk = payloads[round_index * per_round : (round_index + 1) * per_round]
-                if not chunk:  # hits cycle over a small prompt set
-                    chunk = [payloads[i % len(payloads)] for i in range(per_round)]
+                # Misses have a payload per request; hits cycle over a small prompt set.
+                start = round_index * per_round
+                chunk = [payloads[(start + i) % len(payloads)] for i in range(per_round)]
                 totals[name].add(await run_segment(sessions[name], url, chunk, concurrency))
     finally:
         for session in sessions.values():

@@ -1,7 +1,9 @@
-"""Per-request bookkeeping: in-flight gauge, request counter and latency, one JSON log line.
+"""Per-request bookkeeping: request id, in-flight gauge, request counter and latency, one JSON
+log line.
 
-A pure ASGI middleware. Routes add their own fields (verdict, cached, policy id) to
-`scope["state"]["log"]`; the moderated text is never logged unless `RSAFE_LOG_CONTENT` is set.
+A pure ASGI middleware, the outermost of the gateway's own. Routes add their own fields
+(verdict, cached, policy id) to `scope["state"]["log"]`; the moderated text is never logged
+unless `RSAFE_LOG_CONTENT` is set.
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .logging_setup import AccessLineWriter
 from .metrics import IN_FLIGHT, REQUEST_DURATION, REQUESTS
-
-access_log = AccessLineWriter("rsafe_gateway.access")
+from .request_id import request_id_for
 
 # Probes and scrapes would drown the log; they are still counted.
 _QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -30,8 +31,9 @@ def _route_template(scope: Scope) -> str:
 
 
 class AccessLogMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, writer: AccessLineWriter) -> None:
         self.app = app
+        self._writer = writer
         # Labelled children looked up once per (route, status class), not per request.
         self._counters: dict[tuple[str, int], Counter] = {}
         self._histograms: dict[str, Histogram] = {}
@@ -55,12 +57,16 @@ class AccessLogMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        request_id = request_id_for(scope["headers"])
+        scope.setdefault("state", {})["request_id"] = request_id
+        id_header = (b"x-request-id", request_id.encode("latin-1"))
         IN_FLIGHT.inc()
 
         async def send_with_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                message["headers"] = [*message.get("headers", []), id_header]
             await send(message)
 
         try:
@@ -73,7 +79,7 @@ class AccessLogMiddleware:
             if route not in _QUIET_ROUTES:
                 state: dict[str, Any] = scope.get("state", {})
                 fields = {
-                    "request_id": state.get("request_id"),
+                    "request_id": request_id,
                     "method": scope["method"],
                     "route": route,
                     "status": status,
@@ -81,4 +87,4 @@ class AccessLogMiddleware:
                     "key_id": state.get("key_id"),
                     **state.get("log", {}),
                 }
-                access_log.write("request", fields)
+                self._writer.write("request", fields)

@@ -3,12 +3,13 @@
 Every line has `ts`, `level`, `logger`, `msg`, then the record's own fields. The access log writes
 one such line per request; it goes through `AccessLineWriter`, not `logging.Logger.info`: building
 a LogRecord (caller lookup, thread and process names) and formatting it cost ~30 µs per request
-measured here, about a fifth of a whole cache hit. The writer produces the identical line for
-~3 µs and still obeys the configured level.
+measured here, about a fifth of a whole cache hit at the time. The writer produces the identical
+line for ~3 µs, still obeys the configured level, and can batch its writes (see its doc).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import threading
@@ -32,10 +33,12 @@ def timestamp(created: float) -> str:
     return f"{text}.{int((created - second) * 1000):03d}Z"
 
 
-def json_line(created: float, level: str, logger: str, msg: str, fields: dict[str, Any]) -> str:
+def json_line(
+    created: float, level: str, logger: str, msg: str, fields: dict[str, Any], option: int = 0
+) -> bytes:
     entry: dict[str, Any] = {"ts": timestamp(created), "level": level, "logger": logger, "msg": msg}
     entry.update(fields)
-    return orjson.dumps(entry, default=str).decode()
+    return orjson.dumps(entry, default=str, option=option)
 
 
 class JsonFormatter(logging.Formatter):
@@ -46,7 +49,7 @@ class JsonFormatter(logging.Formatter):
             extra["exc"] = self.formatException(record.exc_info)
         return json_line(
             record.created, record.levelname.lower(), record.name, record.getMessage(), extra
-        )
+        ).decode()
 
 
 class _LockedStreamHandler(logging.StreamHandler[TextIO]):
@@ -58,32 +61,74 @@ class _LockedStreamHandler(logging.StreamHandler[TextIO]):
 
 
 class AccessLineWriter:
-    """One INFO line per request for `logger_name`, written like the formatter above would."""
+    """One INFO line per request for `logger_name`, written like the formatter above would.
 
-    def __init__(self, logger_name: str) -> None:
+    With `flush_seconds` > 0, lines are collected and written together at most that long after
+    the first of them (or once 64 KiB are waiting), like nginx's `access_log ... buffer= flush=`:
+    a write system call per request measured ~3 µs of a ~75 µs cache hit. `flush()` writes what
+    is waiting; the app calls it at shutdown. A crash loses at most `flush_seconds` of lines.
+    """
+
+    MAX_BUFFERED_BYTES = 65_536
+
+    def __init__(self, logger_name: str, flush_seconds: float = 0.0) -> None:
         self._logger = logging.getLogger(logger_name)
         self._name = logger_name
+        self._flush_seconds = flush_seconds
+        self._buffer = bytearray()
+        self._flush_timer: asyncio.TimerHandle | None = None
 
     def write(self, msg: str, fields: dict[str, Any]) -> None:
         if not self._logger.isEnabledFor(logging.INFO):  # cached by `logging`: a dict lookup
             return
-        line = json_line(time.time(), "info", self._name, msg, fields) + "\n"
-        stream = _gateway_stream()
-        with _STREAM_LOCK:
-            stream.write(line)
+        line = json_line(time.time(), "info", self._name, msg, fields, orjson.OPT_APPEND_NEWLINE)
+        if self._flush_seconds <= 0:
+            _write_lines(line)
+            return
+        self._buffer += line
+        if len(self._buffer) >= self.MAX_BUFFERED_BYTES:
+            self.flush()
+        elif self._flush_timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not inside the server's loop: nothing would flush later
+                self.flush()
+                return
+            self._flush_timer = loop.call_later(self._flush_seconds, self.flush)
+
+    def flush(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if self._buffer:
+            lines = bytes(self._buffer)
+            self._buffer.clear()
+            _write_lines(lines)
+
+
+def _write_lines(lines: bytes) -> None:
+    stream = _HANDLER.stream if _HANDLER is not None else sys.stderr
+    with _STREAM_LOCK:
+        # Bytes straight to the binary buffer under a text stream (stderr): no decode and
+        # re-encode. The text layer is flushed first, so the order of lines is kept.
+        binary = getattr(stream, "buffer", None)
+        if binary is not None:
+            stream.flush()
+            binary.write(lines)
+            binary.flush()
+        else:
+            stream.write(lines.decode())
             stream.flush()
 
 
-def _gateway_stream() -> TextIO:
-    for handler in logging.getLogger("rsafe_gateway").handlers:
-        if isinstance(handler, logging.StreamHandler):
-            return handler.stream  # type: ignore[no-any-return]
-    return sys.stderr
+# The handler `configure_logging` installed: the access log writes to its stream.
+_HANDLER: _LockedStreamHandler | None = None
 
 
 def configure_logging(level: str) -> None:
     """Route the gateway's loggers to stderr as JSON lines (idempotent)."""
-    handler = _LockedStreamHandler()
+    global _HANDLER
+    handler = _HANDLER = _LockedStreamHandler()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger("rsafe_gateway")
     root.handlers = [handler]

@@ -121,6 +121,7 @@ class ModerationService:
         # One entry per distinct category list (a handful of policies): built once, not per request.
         self._decoding_by_categories: dict[tuple[str, ...], _Decoding] = {}
         self._verdict_counters: dict[tuple[str, str, str], Counter] = {}
+        self._policy_refs: dict[tuple[str, str], PolicyRef] = {}
 
     def _decoding(self, category_ids: tuple[str, ...]) -> _Decoding:
         """Sampling parameters plus the answer-format constraint for a policy's category ids."""
@@ -181,6 +182,16 @@ class ModerationService:
 
         self._count_verdict(decision.verdict, target, policy.id)
         return self._respond(request, request_id, decision, policy, cached, started)
+
+    def _policy_ref(self, policy: Policy) -> PolicyRef:
+        # Immutable and shared by every answer under that policy: built once per policy.
+        key = (policy.id, policy.sha256)
+        ref = self._policy_refs.get(key)
+        if ref is None:
+            ref = PolicyRef(id=policy.id, version=policy.version, sha256=policy.sha256)
+            if len(self._policy_refs) < 1024:  # inline policies can't grow it unbounded
+                self._policy_refs[key] = ref
+        return ref
 
     def _count_verdict(self, verdict: Verdict, target: Target, policy_id: str) -> None:
         # Labelled children kept per (verdict, target, policy): bounded, as policy ids are the
@@ -313,7 +324,7 @@ class ModerationService:
             flagged=flagged,
             categories=decision.categories,
             reasoning=decision.reasoning if request.reasoning else None,
-            policy=PolicyRef(id=policy.id, version=policy.version, sha256=policy.sha256),
+            policy=self._policy_ref(policy),
             model=self._backend.model,
             cached=cached,
             usage=Usage(

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     log_level: str = "info"
     # Debug only: put the moderated text into the request log line.
     log_content: bool = False
+    # Request log lines are written in batches at most this long after the first (0: each at once).
+    access_log_flush_seconds: float = Field(default=0.1, ge=0.0, le=10.0)
 
     # The model server (vLLM's OpenAI-compatible API).
     model_server_url: str = "http://127.0.0.1:8000"

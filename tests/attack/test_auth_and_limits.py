@@ -27,6 +27,7 @@ from conftest import (
     free_port,
     start_gateway,
     stop_process,
+    wait_until,
 )
 
 from .helpers import error_shape_problem
@@ -176,6 +177,12 @@ def test_keys_and_hashes_never_reach_the_log(auth_gateways: dict[str, GatewayPro
         for headers in (BEARER, {"Authorization": f"Bearer {WRONG_KEY}"}):
             httpx.get(f"{gateway.url}/v1/policies", headers=headers, timeout=10)
             httpx.get(f"{gateway.url}/metrics", headers=headers, timeout=10)
+        # Request lines are written in batches, in order (RSAFE_ACCESS_LOG_FLUSH_SECONDS): once a
+        # last marked request's line is there, so are the lines above.
+        marker = f"log-flush-{uuid.uuid4().hex}"
+        httpx.get(f"{gateway.url}/v1/policies", headers={"X-Request-ID": marker}, timeout=10)
+        log_path = gateway.log_path
+        wait_until(lambda: marker in log_path.read_text(errors="replace"), 10, marker)  # noqa: B023
         log = gateway.log_path.read_text(errors="replace")
         assert '"key_id"' in log  # the log does identify callers, by key id
         for secret in (KEY, WRONG_KEY, KEY_HASH, hashlib.sha256(WRONG_KEY.encode()).hexdigest()):
