@@ -45,6 +45,7 @@ import contextlib
 import math
 import os
 import platform
+import random
 import shutil
 import socket
 import subprocess
@@ -135,22 +136,60 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
+def difference_ci(
+    baseline: list[float], other: list[float], q: float, resamples: int = 1000
+) -> tuple[float, float]:
+    """95 % bootstrap interval of percentile_q(other) - percentile_q(baseline).
+
+    How far the measured overhead could move by chance alone: at 16 concurrent misses the p50 of
+    one path moves by tens of ms from round to round (vLLM's batching), so a point estimate
+    against a 2 ms target says little without it.
+    """
+    base = [v for v in baseline if not math.isnan(v)]
+    mine = [v for v in other if not math.isnan(v)]
+    if not base or not mine:
+        return math.nan, math.nan
+    rng = random.Random(7)  # a fixed seed: the same latencies give the same interval
+    differences = sorted(
+        percentile(rng.choices(mine, k=len(mine)), q)
+        - percentile(rng.choices(base, k=len(base)), q)
+        for _ in range(resamples)
+    )
+    return round(percentile(differences, 2.5), 3), round(percentile(differences, 97.5), 3)
+
+
+class ProcessCpu:
+    """CPU seconds (user + system) used so far by one process, read from /proc (Linux)."""
+
+    def __init__(self, pid: int) -> None:
+        self._stat = Path(f"/proc/{pid}/stat")
+        self._ticks = os.sysconf("SC_CLK_TCK")
+
+    def seconds(self) -> float:
+        fields = self._stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / self._ticks
+
+
 @dataclass
 class Sample:
-    """Latencies (ms; NaN for a failed request) and wall time of one path over all its rounds."""
+    """Latencies (ms; NaN for a failed request), wall time and, when the server is ours, its CPU
+    time, of one path over all its rounds."""
 
     latencies: list[float] = field(default_factory=list)
     wall_s: float = 0.0
     errors: int = 0
     bodies: list[bytes] = field(default_factory=list)
+    server_cpu_s: float | None = None
 
     def add(self, other: Sample) -> None:
         self.latencies.extend(other.latencies)
         self.wall_s += other.wall_s
         self.errors += other.errors
         self.bodies.extend(other.bodies)
+        if other.server_cpu_s is not None:
+            self.server_cpu_s = (self.server_cpu_s or 0.0) + other.server_cpu_s
 
-    def summary(self) -> dict[str, float | int]:
+    def summary(self) -> dict[str, Any]:
         lat = [v for v in self.latencies if not math.isnan(v)]
         return {
             "requests": len(self.latencies),
@@ -160,6 +199,12 @@ class Sample:
             "p99_ms": round(percentile(lat, 99), 3),
             "mean_ms": round(sum(lat) / len(lat), 3) if lat else math.nan,
             "rps": round(len(lat) / self.wall_s, 2) if self.wall_s else math.nan,
+            # The serving process's own CPU per request (gateway or bare app; None for vLLM).
+            "server_cpu_ms_per_request": (
+                round(self.server_cpu_s * 1000 / len(self.latencies), 4)
+                if self.server_cpu_s is not None and self.latencies
+                else None
+            ),
         }
 
 
@@ -209,6 +254,10 @@ def session_for(concurrency: int) -> aiohttp.ClientSession:
     )
 
 
+# The CPU meters of the servers this run started, by path name ("gateway", "bare_fastapi").
+CPU_METERS: dict[str, ProcessCpu] = {}
+
+
 async def interleaved(
     paths: dict[str, tuple[str, list[bytes]]], concurrency: int, rounds: int, per_round: int
 ) -> dict[str, Sample]:
@@ -224,7 +273,12 @@ async def interleaved(
                 # Misses have a payload per request; hits cycle over a small prompt set.
                 start = round_index * per_round
                 chunk = [payloads[(start + i) % len(payloads)] for i in range(per_round)]
-                totals[name].add(await run_segment(sessions[name], url, chunk, concurrency))
+                meter = CPU_METERS.get(name)
+                cpu_before = meter.seconds() if meter else 0.0
+                segment = await run_segment(sessions[name], url, chunk, concurrency)
+                if meter:
+                    segment.server_cpu_s = meter.seconds() - cpu_before
+                totals[name].add(segment)
     finally:
         for session in sessions.values():
             await session.close()
@@ -380,6 +434,8 @@ async def miss_experiment(
                     "p99": round(g["p99_ms"] - d["p99_ms"], 3),
                     "paired_p50": round(percentile(pairs, 50), 3) if pairs else math.nan,
                     "paired_p99": round(percentile(pairs, 99), 3) if pairs else math.nan,
+                    "p50_ci95": difference_ci(direct.latencies, gateway.latencies, 50),
+                    "p99_ci95": difference_ci(direct.latencies, gateway.latencies, 99),
                 },
                 "throughput_ratio": round(g["rps"] / d["rps"], 3) if d["rps"] else math.nan,
                 "same_prompt_tokens": round(sum(same_tokens) / len(same_tokens), 3),
@@ -533,6 +589,9 @@ class Stack:
             )
         self.processes.append((name, process))
         return process
+
+    def pid_of(self, name: str) -> int | None:
+        return next((process.pid for found, process in self.processes if found == name), None)
 
     def stop(self) -> None:
         for _name, process in reversed(self.processes):
@@ -706,33 +765,41 @@ def checks(report: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def cpu_cell(summary: dict[str, Any]) -> str:
+    cpu = summary.get("server_cpu_ms_per_request")
+    return "n/a" if cpu is None else f"{cpu * 1000:.0f} µs"
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"## Gateway benchmark ({report['meta']['mode']}, {report['meta']['cpus']} CPUs,"
         f" {report['meta']['started_at']})",
         "",
-        "### (a) cache miss: gateway vs model server direct (same prompts, interleaved)",
+        "### (a) cache miss: gateway vs model server direct (same-shape texts, interleaved)",
         "",
-        "| clients | req/path | direct p50 | gateway p50 | +p50 | direct p99 | gateway p99 | +p99 |"
-        " paired +p50 | direct req/s | gateway req/s | ratio | same prompt tokens |",
+        "| clients | req/path | direct p50 | gateway p50 | +p50 (95% CI) | direct p99 |"
+        " gateway p99 | +p99 (95% CI) | direct req/s | gateway req/s | ratio | gateway CPU/req |"
+        " same prompt tokens |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for lv in report["miss"]["levels"]:
         d, g, o = lv["direct"], lv["gateway"], lv["overhead_ms"]
+        (p50_low, p50_high), (p99_low, p99_high) = o["p50_ci95"], o["p99_ci95"]
         lines.append(
             f"| {lv['concurrency']} | {lv['requests_per_path']} | {d['p50_ms']:.1f} ms |"
-            f" {g['p50_ms']:.1f} ms | {o['p50']:+.2f} ms | {d['p99_ms']:.1f} ms |"
-            f" {g['p99_ms']:.1f} ms | {o['p99']:+.2f} ms | {o['paired_p50']:+.2f} ms |"
+            f" {g['p50_ms']:.1f} ms | {o['p50']:+.2f} ms ({p50_low:+.1f} … {p50_high:+.1f}) |"
+            f" {d['p99_ms']:.1f} ms | {g['p99_ms']:.1f} ms |"
+            f" {o['p99']:+.2f} ms ({p99_low:+.1f} … {p99_high:+.1f}) |"
             f" {d['rps']:.1f} | {g['rps']:.1f} | {lv['throughput_ratio']:.3f} |"
-            f" {lv['same_prompt_tokens']:.0%} |"
+            f" {cpu_cell(g)} | {lv['same_prompt_tokens']:.0%} |"
         )
     lines += [
         "",
         "### (b) cache hit: gateway vs bare FastAPI endpoint (same uvicorn settings)",
         "",
         "| clients | req/path | gateway p50 | gateway p99 | bare p50 | bare p99 | gateway req/s |"
-        " bare req/s | ratio | hit fraction |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        " bare req/s | ratio | gateway CPU/req | bare CPU/req | hit fraction |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for lv in report["hit"]["levels"]:
         g, b = lv["gateway"], lv["bare_fastapi"]
@@ -740,7 +807,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {lv['concurrency']} | {lv['requests_per_path']} | {g['p50_ms']:.2f} ms |"
             f" {g['p99_ms']:.2f} ms | {b['p50_ms']:.2f} ms | {b['p99_ms']:.2f} ms |"
             f" {g['rps']:.0f} | {b['rps']:.0f} | {lv['rps_ratio']:.3f} |"
-            f" {lv['gateway_hit_fraction']:.0%} |"
+            f" {cpu_cell(g)} | {cpu_cell(b)} | {lv['gateway_hit_fraction']:.0%} |"
         )
     sf = report["single_flight"]
     lines += [
@@ -856,6 +923,10 @@ def main(argv: list[str] | None = None) -> int:
         runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
         with runner:
             bare_url = stack.start_bare(runner.run(record_hit_body(gateway_url, bodies, run_id)))
+            for name, process_name in (("gateway", "gateway"), ("bare_fastapi", "bare-fastapi")):
+                pid = stack.pid_of(process_name)
+                if pid is not None and Path(f"/proc/{pid}/stat").exists():
+                    CPU_METERS[name] = ProcessCpu(pid)
             results = runner.run(measure(gateway_url, model_url, bare_url, bodies, plan, run_id))
     finally:
         stack.stop()

@@ -48,6 +48,9 @@ def test_quick_benchmark_writes_all_sections(
         assert_stats(level["gateway"])
         for key in ("p50", "p99", "paired_p50", "paired_p99"):
             assert math.isfinite(level["overhead_ms"][key])
+        for key in ("p50_ci95", "p99_ci95"):
+            low, high = level["overhead_ms"][key]
+            assert math.isfinite(low) and low <= high
         assert level["throughput_ratio"] > 0
         # the direct path sent exactly the gateway's prompt (same token count for every prompt)
         assert level["same_prompt_tokens"] == 1.0
@@ -60,6 +63,12 @@ def test_quick_benchmark_writes_all_sections(
         assert_stats(level["bare_fastapi"])
         assert level["rps_ratio"] > 0
         assert level["gateway_hit_fraction"] == 1.0
+        # CPU per request is read for the servers the script started: the bare app, not the
+        # gateway it was pointed at.
+        assert level["bare_fastapi"]["server_cpu_ms_per_request"] >= 0
+        assert level["gateway"]["server_cpu_ms_per_request"] is None
+    # /proc counts in clock ticks (10 ms): only the sum over the levels is surely above zero.
+    assert sum(level["bare_fastapi"]["server_cpu_ms_per_request"] for level in hits) > 0
 
     burst = report["single_flight"]
     for name in ("single_flight", "control_cache_false"):
