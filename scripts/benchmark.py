@@ -17,11 +17,17 @@ What it measures, in ONE run (load generated in-process with aiohttp on uvloop, 
     sent it second skip its prefill (measured: ~440 ms vs ~315 ms p50 at 16 clients, by order
     alone). Both paths still share the cached policy prefix, as production requests do.
     Overhead = gateway percentile minus direct percentile (p50, p99); the paired difference
-    (i-th gateway text vs i-th direct text) is reported too. Throughput ratio = gateway req/s /
-    direct req/s. `prompt_tokens` of each pair are compared: equal counts show the bodies match.
-(b) cache hits: the gateway answering from Redis against a bare FastAPI endpoint (parses the JSON
-    body, returns a recorded gateway answer of the same size) run with the same uvicorn settings
-    (uvloop, httptools, 1 worker, no access log), at 1 and 64 clients, alternating rounds.
+    (i-th gateway text vs i-th direct text) is reported too, and a 95 % bootstrap interval of
+    the p50 and p99 overheads (how much of the number is chance). Throughput ratio = gateway
+    req/s / direct req/s. `prompt_tokens` of each pair are compared: equal counts show the
+    bodies match.
+(b) cache hits: the gateway answering from its cache (in-process LRU, then Redis) against a bare
+    FastAPI endpoint (parses the JSON body, returns a recorded gateway answer of the same size)
+    run with the same uvicorn settings (uvloop, httptools, 1 worker, no access log), at 1 and 64
+    clients, alternating rounds.
+For the servers it started itself, it also reads their CPU time per request from /proc: the
+gateway's own cost, free of the noise in latencies (and, on a 2-core machine, the CPU the model
+server does not get while the gateway works).
 (c) single-flight: a burst of N identical concurrent cache-miss requests; model calls are counted
     from vLLM's `vllm:request_success_total` (/metrics). The same burst with `cache: false` (no
     single-flight) is the control.
