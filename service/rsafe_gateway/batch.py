@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from .errors import GatewayError, InvalidRequest
 from .protocol import ModerationRequest
+from .result import ModerationResult
 from .service import ModerationService
 from .validation import invalid_request_from
 
@@ -23,13 +24,13 @@ def _error_item(exc: GatewayError) -> dict[str, Any]:
 
 async def moderate_batch(
     service: ModerationService, items: list[dict[str, Any]], batch_id: str, max_items: int
-) -> list[dict[str, Any]]:
+) -> list[ModerationResult | dict[str, Any]]:
     if not items:
         raise InvalidRequest("'items' must not be empty", param="items")
     if len(items) > max_items:
         raise InvalidRequest(f"'items' has more than {max_items} entries", param="items")
 
-    async def one(index: int, raw: dict[str, Any]) -> dict[str, Any]:
+    async def one(index: int, raw: dict[str, Any]) -> ModerationResult | dict[str, Any]:
         try:
             request = ModerationRequest.model_validate(raw)
         except ValidationError as exc:
@@ -40,6 +41,6 @@ async def moderate_batch(
             if exc.param is not None:  # name the field as it is in the batch
                 exc.param = f"items[{index}].{exc.param}"
             return _error_item(exc)
-        return result.model_dump(mode="json")
+        return result
 
     return list(await asyncio.gather(*(one(i, raw) for i, raw in enumerate(items))))

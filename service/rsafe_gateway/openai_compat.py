@@ -15,11 +15,11 @@ from .errors import InvalidRequest
 from .policy import Policy
 from .protocol import (
     ModerationRequest,
-    ModerationResponse,
     OpenAIModerationRequest,
     OpenAIModerationResponse,
     OpenAIModerationResult,
 )
+from .result import ModerationResult
 from .service import ModerationService
 
 OPENAI_CATEGORIES = (
@@ -47,7 +47,7 @@ def openai_names(policy: Policy, category_ids: list[str]) -> set[str]:
     return names
 
 
-def _result(answer: ModerationResponse, policy: Policy) -> OpenAIModerationResult:
+def _result(answer: ModerationResult, policy: Policy) -> OpenAIModerationResult:
     named = openai_names(policy, answer.categories)
     return OpenAIModerationResult(
         flagged=answer.flagged,

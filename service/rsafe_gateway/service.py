@@ -37,7 +37,8 @@ from .metrics import (
 from .policy import Policy
 from .policy_store import PolicyStore
 from .prompt import TEMPLATE_VERSION, Target, Turn, answer_regex, render_messages
-from .protocol import ModerationRequest, ModerationResponse, PolicyRef, Usage
+from .protocol import ModerationRequest
+from .result import ModerationResult, PolicyUsed, TokenUsage
 from .settings import FailMode, Settings
 from .verdict import Verdict, parse_answer, parse_categories
 
@@ -121,7 +122,7 @@ class ModerationService:
         # One entry per distinct category list (a handful of policies): built once, not per request.
         self._decoding_by_categories: dict[tuple[str, ...], _Decoding] = {}
         self._verdict_counters: dict[tuple[str, str, str], Counter] = {}
-        self._policy_refs: dict[tuple[str, str], PolicyRef] = {}
+        self._policy_refs: dict[tuple[str, str], PolicyUsed] = {}
 
     def _decoding(self, category_ids: tuple[str, ...]) -> _Decoding:
         """Sampling parameters plus the answer-format constraint for a policy's category ids."""
@@ -153,7 +154,7 @@ class ModerationService:
         wanted = self._settings.openai_policy_id
         return wanted if self._policies.get(wanted) is not None else self._policies.default_id
 
-    async def moderate(self, request: ModerationRequest, request_id: str) -> ModerationResponse:
+    async def moderate(self, request: ModerationRequest, request_id: str) -> ModerationResult:
         started = time.perf_counter()
         turns, target = resolve_turns(request.input, request.target, self._limits)
         policy = self._policies.resolve(
@@ -183,12 +184,12 @@ class ModerationService:
         self._count_verdict(decision.verdict, target, policy.id)
         return self._respond(request, request_id, decision, policy, cached, started)
 
-    def _policy_ref(self, policy: Policy) -> PolicyRef:
+    def _policy_ref(self, policy: Policy) -> PolicyUsed:
         # Immutable and shared by every answer under that policy: built once per policy.
         key = (policy.id, policy.sha256)
         ref = self._policy_refs.get(key)
         if ref is None:
-            ref = PolicyRef(id=policy.id, version=policy.version, sha256=policy.sha256)
+            ref = PolicyUsed(id=policy.id, version=policy.version, sha256=policy.sha256)
             if len(self._policy_refs) < 1024:  # inline policies can't grow it unbounded
                 self._policy_refs[key] = ref
         return ref
@@ -309,7 +310,7 @@ class ModerationService:
         policy: Policy,
         cached: bool,
         started: float,
-    ) -> ModerationResponse:
+    ) -> ModerationResult:
         fail_mode: FailMode | None = None
         if decision.verdict is Verdict.UNDETERMINED:
             fail_mode = self._settings.fail_mode
@@ -318,7 +319,7 @@ class ModerationService:
             FAIL_MODE_DECISIONS.labels(fail_mode.value, decision.failure or "unparseable").inc()
         else:
             flagged = decision.verdict is Verdict.UNSAFE
-        return ModerationResponse(
+        return ModerationResult(
             id=request_id,
             verdict=decision.verdict,
             flagged=flagged,
@@ -327,7 +328,7 @@ class ModerationService:
             policy=self._policy_ref(policy),
             model=self._backend.model,
             cached=cached,
-            usage=Usage(
+            usage=TokenUsage(
                 prompt_tokens=decision.prompt_tokens,
                 completion_tokens=decision.completion_tokens,
             ),

@@ -62,7 +62,7 @@ async def moderate(request: Request) -> Response:
     if request.app.state.settings.log_content:
         log_fields["input"] = body.model_dump(mode="json")["input"]
     state["log"] = log_fields
-    return model_response(result)
+    return JSONBytesResponse(result)  # a dataclass: orjson writes it directly
 
 
 async def moderate_many(request: Request) -> Response:

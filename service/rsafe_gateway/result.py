@@ -1,0 +1,42 @@
+"""What the moderation service answers: one decision, shaped as `protocol.ModerationResponse`.
+
+Plain frozen dataclasses rather than the pydantic wire model: every field is produced by the
+service itself (nothing to validate), and orjson serialises dataclasses natively. Building and
+dumping the pydantic model cost ~4.8 µs per request measured here, these ~1.3 µs, on a cache hit
+of ~60 µs. `protocol.ModerationResponse` stays the documented contract; a test checks that these
+serialise to exactly what it accepts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .verdict import Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyUsed:
+    id: str
+    version: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModerationResult:
+    id: str
+    verdict: Verdict
+    flagged: bool
+    categories: list[str]
+    reasoning: str | None
+    policy: PolicyUsed
+    model: str
+    cached: bool
+    usage: TokenUsage
+    latency_ms: float
+    fail_mode: str | None = None
