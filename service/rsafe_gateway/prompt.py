@@ -13,6 +13,9 @@ Neutralising (applied to content AND to policy text; idempotent):
   3. The backslash of `\\boxed` becomes `⧵` (U+29F5), so content cannot write the answer format.
   4. A role label at the start of a line (`User:`, `Agent:`, `Assistant:`, `System:`) gets a
      fullwidth colon `：`, so content cannot fake a turn of the conversation.
+Steps 2-4 find what they replace on a copy with look-alike letters folded to Latin (Cyrillic `Е`,
+Greek `Ο`, Armenian `օ`…, see `_LOOKALIKES`), so `<ЕND CONVERSATION>` or `Аgent:` are caught too;
+only the `<`, `\\` or `:` found are replaced, the look-alike letters themselves are kept.
 Everything else is passed through unchanged. The verdict is read only from the model's own
 output (see `verdict.py`), so neutralising is defence in depth against steering the model.
 """
@@ -26,7 +29,7 @@ from enum import StrEnum
 from functools import lru_cache
 
 # Bump whenever the rendered prompt changes: it is part of every cache key.
-TEMPLATE_VERSION = "rsafe-v2"
+TEMPLATE_VERSION = "rsafe-v3"
 
 BEGIN_POLICY = "<BEGIN UNSAFE CONTENT CATEGORIES>"
 END_POLICY = "<END UNSAFE CONTENT CATEGORIES>"
@@ -74,6 +77,18 @@ _MARKER_OPEN = re.compile(r"<(?=\s*/?\s*(?:begin|end|think)\b|\|)", re.IGNORECAS
 _BOXED = re.compile(r"\\(?=\s*boxed)", re.IGNORECASE)
 _ROLE_LINE = re.compile(r"^([ \t]*(?:user|agent|assistant|system)[ \t]*):", re.IGNORECASE | re.M)
 
+# Letters (and colons, backslashes) of other scripts that look like the Latin ones in the markers
+# and role labels, from Unicode's confusables data (not exhaustive). One code point each way, so a
+# match in the folded copy is at the same position in the text.
+_LOOKALIKES = str.maketrans(
+    "аɑαьсϲԁеҽɡցһհіιıɩјκкոоοօрρѕυսνѵхχу"  # Cyrillic, Greek, Armenian, Latin variants ...
+    "АΑВΒСϹᎠЕΕԌНΗІΙӀЈКΚМΜΝОΟՕРΡЅТΤՍХΧΥҮΖ"
+    "∶꞉˸։׃∖⧹",
+    "aaabccdeegghhiiiijkknoooppsuuvvxxy"  # ... and, position by position, what each imitates
+    "AABBCCDEEGHHIIIJKKMMNOOOPPSTTUXXYYZ"
+    ":::::\\\\",
+)  # fmt: skip
+
 
 class Target(StrEnum):
     PROMPT = "prompt"
@@ -97,9 +112,16 @@ def neutralise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = _INVISIBLE.sub("", text)
     text = _LINE_BREAKS.sub("\n", text)
-    text = _MARKER_OPEN.sub("\u2039", text)
-    text = _BOXED.sub("\u29f5", text)
-    return _ROLE_LINE.sub("\\1\uff1a", text)
+    folded = text.translate(_LOOKALIKES)
+    edits = [(match.start(), "\u2039") for match in _MARKER_OPEN.finditer(folded)]
+    edits += [(match.start(), "\u29f5") for match in _BOXED.finditer(folded)]
+    edits += [(match.end() - 1, "\uff1a") for match in _ROLE_LINE.finditer(folded)]
+    if not edits:
+        return text
+    characters = list(text)
+    for position, replacement in edits:
+        characters[position] = replacement
+    return "".join(characters)
 
 
 @lru_cache(maxsize=256)
