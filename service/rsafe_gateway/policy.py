@@ -43,15 +43,11 @@ class Policy:
     source: str = ""
     sha256: str = field(init=False)
     # The ids in the policy's order; computed once (the hot path reads it on every request).
-    category_id_order: tuple[str, ...] = field(init=False)
+    category_ids: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sha256", hashlib.sha256(self.body.encode("utf-8")).hexdigest())
-        object.__setattr__(self, "category_id_order", tuple(c.id for c in self.categories))
-
-    @property
-    def category_ids(self) -> frozenset[str]:
-        return frozenset(category.id for category in self.categories)
+        object.__setattr__(self, "category_ids", tuple(c.id for c in self.categories))
 
 
 def inline_policy(text: str) -> Policy:

@@ -160,7 +160,7 @@ class ModerationService:
         policy = self._policies.resolve(
             request.policy_id, request.policy, self._settings.max_policy_chars
         )
-        category_ids = policy.category_id_order if self._settings.elicit_categories else ()
+        category_ids = policy.category_ids if self._settings.elicit_categories else ()
         decoding = self._decoding(category_ids)
         key = self._cache_key(turns, target, policy, category_ids, decoding)
 
