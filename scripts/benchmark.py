@@ -47,14 +47,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import math
 import os
 import platform
 import random
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -67,18 +63,12 @@ from typing import Any
 import aiohttp
 import orjson
 import uvloop
-from fastapi import Request, Response  # module level: the bare app's annotations resolve here
+from gateway_stack import REPO, TINY_MODEL_DIR, ProcessCpu, Stack  # puts service/ on the path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "service"))
+from rsafe_gateway.policy_store import SHIPPED_POLICY_DIR, PolicyStore
+from rsafe_gateway.prompt import Role, Target, Turn, answer_regex, render_messages
+from rsafe_gateway.settings import Settings
 
-from rsafe_gateway.policy_store import SHIPPED_POLICY_DIR, PolicyStore  # noqa: E402
-from rsafe_gateway.prompt import Role, Target, Turn, answer_regex, render_messages  # noqa: E402
-from rsafe_gateway.serving_recipe import vllm_args  # noqa: E402
-from rsafe_gateway.settings import Settings  # noqa: E402
-
-VLLM_PYTHON = Path(os.environ.get("RSAFE_VLLM_PYTHON", REPO / ".venv-vllm" / "bin" / "python"))
-TINY_MODEL_DIR = REPO / ".cache" / "tiny-rsafe"
 JSON = {"Content-Type": "application/json"}
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=120)
 
@@ -162,18 +152,6 @@ def difference_ci(
         for _ in range(resamples)
     )
     return round(percentile(differences, 2.5), 3), round(percentile(differences, 97.5), 3)
-
-
-class ProcessCpu:
-    """CPU seconds (user + system) used so far by one process, read from /proc (Linux)."""
-
-    def __init__(self, pid: int) -> None:
-        self._stat = Path(f"/proc/{pid}/stat")
-        self._ticks = os.sysconf("SC_CLK_TCK")
-
-    def seconds(self) -> float:
-        fields = self._stat.read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / self._ticks
 
 
 @dataclass
@@ -306,7 +284,7 @@ class Bodies:
         store = PolicyStore([settings.shipped_policy_dir or SHIPPED_POLICY_DIR], policy_id)
         policy = store.get(policy_id)
         assert policy is not None
-        ids = tuple(c.id for c in policy.categories) if settings.elicit_categories else ()
+        ids = policy.category_ids if settings.elicit_categories else ()
         return cls(settings, policy_id, policy.body, ids)
 
     def gateway(self, text: str, *, cache: bool = True) -> bytes:
@@ -537,196 +515,6 @@ async def single_flight_experiment(
     return report
 
 
-# ---------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, process: subprocess.Popen[bytes] | None, timeout: float, what: str) -> None:
-    import urllib.error
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{what} exited early (code {process.returncode})")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{what} not ready after {timeout:.0f}s ({url})")
-
-
-def wait_redis(port: int, process: subprocess.Popen[bytes], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("redis-server exited early")
-        with (
-            contextlib.suppress(OSError),
-            socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock,
-        ):
-            sock.sendall(b"PING\r\n")
-            if sock.recv(16).startswith(b"+PONG"):
-                return
-        time.sleep(0.1)
-    raise TimeoutError("redis-server not ready")
-
-
-class Stack:
-    """The processes this run started; `stop()` ends them all (in reverse order)."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> Any:
-        log = (self.log_dir / f"{name}.log").open("wb")
-        with log:
-            process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO
-            )
-        self.processes.append((name, process))
-        return process
-
-    def pid_of(self, name: str) -> int | None:
-        return next((process.pid for found, process in self.processes if found == name), None)
-
-    def stop(self) -> None:
-        for _name, process in reversed(self.processes):
-            if process.poll() is None:
-                process.terminate()
-        for _name, process in reversed(self.processes):
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        self.processes.clear()
-
-    def start_vllm(self, model_dir: Path, model_name: str) -> str:
-        if not VLLM_PYTHON.exists():
-            raise SystemExit(
-                f"{VLLM_PYTHON} is missing: run scripts/setup.sh (or pass --model-url)"
-            )
-        if model_dir == TINY_MODEL_DIR:
-            subprocess.run(
-                [str(VLLM_PYTHON), str(REPO / "models" / "tiny_checkpoint.py"), str(model_dir)],
-                check=True,
-                capture_output=True,
-            )
-        port = free_port()
-        args = vllm_args("cpu")
-        if "--served-model-name" in args:
-            args[args.index("--served-model-name") + 1] = model_name
-        env = {
-            **os.environ,
-            "HF_HUB_OFFLINE": "1",
-            "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
-            "VLLM_NO_USAGE_STATS": "1",
-            "VLLM_LOGGING_LEVEL": "WARNING",
-        }
-        command = [
-            str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server",
-            "--model", str(model_dir), "--host", "127.0.0.1", "--port", str(port), *args,
-        ]  # fmt: skip
-        process = self.spawn("vllm", command, env)
-        url = f"http://127.0.0.1:{port}"
-        print(f"starting vLLM ({model_dir.name}) on {url} ...", file=sys.stderr)
-        wait_http(f"{url}/health", process, 300, "vLLM")
-        return url
-
-    def start_redis(self) -> str:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("redis-server is not installed (or pass --redis-url)")
-        port = free_port()
-        process = self.spawn(
-            "redis",
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-        )
-        wait_redis(port, process)
-        return f"redis://127.0.0.1:{port}/0"
-
-    def start_gateway(self, model_url: str, redis_url: str, settings: Settings, run_id: str) -> str:
-        port = free_port()
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO / "service"),
-            "RSAFE_HOST": "127.0.0.1",
-            "RSAFE_PORT": str(port),
-            "RSAFE_WORKERS": "1",
-            "RSAFE_MODEL_SERVER_URL": model_url,
-            "RSAFE_REDIS_URL": redis_url,
-            "RSAFE_MODEL_NAME": settings.model_name,
-            "RSAFE_MAX_TOKENS": str(settings.max_tokens),
-            "RSAFE_REASONING_MAX_CHARS": str(settings.reasoning_max_chars),
-            "RSAFE_CACHE_KEY_PREFIX": f"rsafe-bench-{run_id}:",
-        }
-        process = self.spawn("gateway", [sys.executable, "-m", "rsafe_gateway"], env)
-        url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/readyz", process, 60, "gateway")
-        return url
-
-    def start_bare(self, body: bytes) -> str:
-        port = free_port()
-        body_file = self.log_dir / "bare-body.json"
-        body_file.write_bytes(body)
-        process = self.spawn(
-            "bare-fastapi",
-            [sys.executable, __file__, "--serve-bare", str(port), "--bare-body", str(body_file)],
-        )
-        url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/healthz", process, 30, "bare FastAPI app")
-        return url
-
-
-def serve_bare(port: int, body_file: Path) -> None:
-    """The baseline: a bare FastAPI endpoint, same uvicorn settings as the gateway."""
-    import uvicorn
-    from fastapi import FastAPI
-
-    body = body_file.read_bytes()
-    app = FastAPI()
-
-    @app.post("/v1/moderate")
-    async def moderate(request: Request) -> Response:
-        orjson.loads(await request.body())
-        return Response(body, media_type="application/json")
-
-    @app.get("/healthz")
-    async def healthz() -> Response:
-        return Response(b'{"status":"ok"}', media_type="application/json")
-
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        workers=1,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-    )
-
-
 # ---------------------------------------------------------------- report
 
 
@@ -890,8 +678,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small counts: seconds, for CI")
     parser.add_argument("--out", type=Path, default=REPO / "artifacts" / "benchmark.json")
     parser.add_argument("--log-dir", type=Path, help="logs of started processes (default: tmp)")
-    parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
-    parser.add_argument("--bare-body", type=Path, help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.gateway_url and not options.model_url:
         parser.error("--gateway-url needs --model-url (the direct path and the vLLM counter)")
@@ -900,10 +686,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
-    if options.serve_bare:
-        serve_bare(options.serve_bare, options.bare_body)
-        return 0
-
     plan = QUICK if options.quick else FULL
     run_id = uuid.uuid4().hex[:10]
     settings = Settings(

@@ -21,20 +21,15 @@ import cProfile
 import logging
 import os
 import pstats
-import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import orjson
 import uvloop
-from fastapi import FastAPI, Request, Response  # module level: annotations resolve here
+from gateway_stack import bare_app  # the benchmark's baseline endpoint; puts service/ on the path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "service"))
-
-from rsafe_gateway.backend import Completion  # noqa: E402
+from rsafe_gateway.backend import Completion
 
 HIT_BODY = orjson.dumps({"input": "How do I bake sourdough bread at home?", "reasoning": True})
 
@@ -83,18 +78,6 @@ async def call(app: Any, body: bytes, path: str = "/v1/moderate") -> tuple[int, 
     return status, b"".join(chunks)
 
 
-def bare_app(answer: bytes) -> FastAPI:
-    """The benchmark's baseline endpoint."""
-    app = FastAPI()
-
-    async def moderate(request: Request) -> Response:
-        orjson.loads(await request.body())
-        return Response(answer, media_type="application/json")
-
-    app.add_api_route("/v1/moderate", moderate, methods=["POST"])
-    return app
-
-
 async def time_hits(app: Any, count: int) -> float:
     """Wall µs per request, one at a time (nothing else runs: wall ≈ CPU)."""
     started = time.perf_counter()
@@ -128,7 +111,9 @@ def print_profile(profiler: cProfile.Profile) -> None:
 def silence_access_log() -> None:
     # Lines go to stderr in production; here to a null stream (same formatting and write cost).
     null_stream = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the run)
-    logging.getLogger("rsafe_gateway").handlers[0].setStream(null_stream)
+    handler = logging.getLogger("rsafe_gateway").handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(null_stream)
 
 
 async def profile_hits(count: int, profile: bool) -> None:
