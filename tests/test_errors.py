@@ -50,6 +50,56 @@ def test_invalid_request(client: TestClient, payload: dict[str, object], param: 
     assert_error(client.post("/v1/moderate", json=payload), 400, "invalid_request", param)
 
 
+# Wrong JSON types are refused, never coerced (pydantic's lax mode took "no" as false).
+WRONG_TYPES: list[tuple[dict[str, object], str]] = [
+    ({"input": "hi", "cache": "no"}, "cache"),
+    ({"input": "hi", "cache": 0}, "cache"),
+    ({"input": "hi", "reasoning": "false"}, "reasoning"),
+    ({"input": "hi", "reasoning": 1}, "reasoning"),
+    ({"input": 123}, "input"),
+    ({"input": True}, "input"),
+    ({"input": [{"role": "user", "content": 5}]}, "input[0].content"),
+    ({"input": "hi", "policy": 7}, "policy"),
+    ({"input": "hi", "policy_id": 7}, "policy_id"),
+    ({"input": "hi", "target": 1}, "target"),
+]
+
+
+@pytest.mark.parametrize(("payload", "param"), WRONG_TYPES)
+def test_wrong_json_types_are_refused(
+    client: TestClient, payload: dict[str, object], param: str
+) -> None:
+    response = client.post("/v1/moderate", json=payload)
+    assert_error(response, 400, "invalid_request", param)
+    assert param.split(".")[0].split("[")[0] in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("payload", "param"), WRONG_TYPES)
+def test_wrong_json_types_are_refused_per_batch_item(
+    client: TestClient, payload: dict[str, object], param: str
+) -> None:
+    response = client.post("/v1/moderate/batch", json={"items": [payload]})
+    assert response.status_code == 200, response.text
+    (item,) = response.json()["results"]
+    assert item["error"]["type"] == "invalid_request"
+    assert item["error"]["param"] == f"items[0].{param}"
+
+
+@pytest.mark.parametrize(
+    ("payload", "param"),
+    [
+        ({"input": 123}, "input"),
+        ({"input": ["ok", 5]}, "input[1]"),
+        ({"input": True}, "input"),
+        ({"input": "hi", "model": 4}, "model"),
+    ],
+)
+def test_wrong_json_types_are_refused_by_openai_moderations(
+    client: TestClient, payload: dict[str, object], param: str
+) -> None:
+    assert_error(client.post("/v1/moderations", json=payload), 400, "invalid_request", param)
+
+
 def test_malformed_json(client: TestClient) -> None:
     response = client.post(
         "/v1/moderate", content=b'{"input": ', headers={"Content-Type": "application/json"}

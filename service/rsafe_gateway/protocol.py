@@ -1,31 +1,34 @@
 """Wire schemas of the gateway's HTTP API (pydantic models only; no serving logic).
 
 The contract lives in the README ("API") and in the OpenAPI document at /openapi.json.
-Limits that depend on settings (text length, number of messages, policy size) are checked in
-`service.py`, so that the schema stays static and the errors stay uniform.
+Limits that depend on settings (text length, number of messages, policy size) are checked by
+`conversation.py` and `policy_store.py`, so the schema stays static and the errors uniform.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from .prompt import Role, Target
 from .verdict import Verdict
 
 
 class StrictModel(BaseModel):
+    """Unknown fields are refused; scalar fields use pydantic's strict types, so a wrong JSON type
+    (`"cache": "no"`, `"input": 123`) is a 400 naming the field instead of being coerced."""
+
     model_config = ConfigDict(extra="forbid")
 
 
 class Message(StrictModel):
     role: Role = Field(description="`user`, `assistant` or `system`")
-    content: str = Field(description="the message text")
+    content: StrictStr = Field(description="the message text")
 
 
 class ModerationRequest(StrictModel):
-    input: str | list[Message] = Field(
+    input: StrictStr | list[Message] = Field(
         description="the text to judge, or a conversation (list of {role, content})",
         examples=["How do I pick a lock?"],
     )
@@ -34,14 +37,14 @@ class ModerationRequest(StrictModel):
         description="judge the user's turn (`prompt`) or the assistant's reply (`response`); "
         "default: `response` if the last message is the assistant's, else `prompt`",
     )
-    policy: str | None = Field(
+    policy: StrictStr | None = Field(
         default=None, description="a policy written by the caller, used instead of a named one"
     )
-    policy_id: str | None = Field(
+    policy_id: StrictStr | None = Field(
         default=None, description="a named policy (GET /v1/policies); default: the configured one"
     )
-    reasoning: bool = Field(default=True, description="return the model's reasoning text")
-    cache: bool = Field(default=True, description="false: neither read nor write the cache")
+    reasoning: StrictBool = Field(default=True, description="return the model's reasoning text")
+    cache: StrictBool = Field(default=True, description="false: neither read nor write the cache")
 
 
 class PolicyRef(BaseModel):
@@ -124,8 +127,8 @@ class BatchResponse(BaseModel):
 class OpenAIModerationRequest(BaseModel):
     """The OpenAI Moderation API request (`model` is accepted and ignored)."""
 
-    input: str | list[str]
-    model: str | None = None
+    input: StrictStr | list[StrictStr]
+    model: StrictStr | None = None
 
 
 class OpenAIModerationResult(BaseModel):
