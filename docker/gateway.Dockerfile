@@ -18,6 +18,7 @@ COPY docker/gateway-requirements.lock ./
 RUN /opt/venv/bin/pip install --only-binary=:all: --requirement gateway-requirements.lock
 COPY pyproject.toml README.md ./
 COPY service/ ./service/
+COPY core/ ./core/
 RUN /opt/venv/bin/pip install --no-deps . \
  && /opt/venv/bin/pip check \
  && /opt/venv/bin/python -c "import rsafe_gateway.settings" \

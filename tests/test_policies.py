@@ -11,6 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from rsafe_core.policy import PolicyFileError, inline_policy, load_policy_dirs, load_policy_file
+from rsafe_core.prompt import REAL_MARKERS, render_prompt
+from rsafe_core.turns import Role, Target, Turn
+from rsafe_core.verdict import parse_categories
 
 from conftest import (
     REPO,
@@ -22,10 +26,7 @@ from conftest import (
     wait_until,
 )
 from rsafe_gateway.app import create_app
-from rsafe_gateway.policy import PolicyFileError, inline_policy, load_policy_dirs, load_policy_file
 from rsafe_gateway.policy_store import PolicyStore
-from rsafe_gateway.prompt import REAL_MARKERS, Role, Target, Turn, render_prompt
-from rsafe_gateway.verdict import parse_categories
 
 SHIPPED = REPO / "policies"
 GOLDEN = Path(__file__).parent / "golden" / "policies"

@@ -2,10 +2,10 @@
 
 import orjson
 import pytest
+from rsafe_core.verdict import Verdict
 
 from rsafe_gateway.protocol import ModerationResponse, PolicyRef, Usage
 from rsafe_gateway.result import ModerationResult, PolicyUsed, TokenUsage
-from rsafe_gateway.verdict import Verdict
 
 POLICY = PolicyUsed(id="rsafe-default", version="1", sha256="ab" * 32)
 

@@ -16,9 +16,9 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from rsafe_core.policy import PolicyFileError
 
 from .lifecycle import DRAINING
-from .policy import PolicyFileError
 from .settings import Settings, get_settings
 
 APP = "rsafe_gateway.app:create_app_from_env"

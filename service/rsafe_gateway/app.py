@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from rsafe_core.formats import guard_format
 
 from . import __version__
 from .access_log import AccessLogMiddleware
@@ -25,7 +26,6 @@ from .guard import ApiGuardMiddleware
 from .logging_setup import AccessLineWriter, configure_logging
 from .metrics import BUILD_INFO
 from .policy_store import SHIPPED_POLICY_DIR, PolicyStore
-from .prompt import TEMPLATE_VERSION
 from .rate_limit import RateLimiter
 from .routes import health, moderation, playground, policies
 from .routes.json_body import add_request_body_schemas
@@ -60,7 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     policy_store = build_policy_store(settings)
     # Read and checked at start-up: a malformed hash file stops the gateway, it is not ignored.
     authenticator = ApiKeyAuthenticator(settings.key_hashes()) if settings.auth_enabled else None
-    BUILD_INFO.labels(__version__, settings.model_name, TEMPLATE_VERSION).set(1)
+    template_version = guard_format(settings.model_family).template_version
+    BUILD_INFO.labels(__version__, settings.model_name, template_version).set(1)
     access_log = AccessLineWriter("rsafe_gateway.access", settings.access_log_flush_seconds)
 
     @asynccontextmanager

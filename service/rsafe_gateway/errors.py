@@ -11,10 +11,13 @@
         ├── BackendUnavailable  503 backend_unavailable (refused / unreachable / breaker open)
         └── BackendTimeout      504 backend_timeout
 
-Domain modules raise these and know nothing of HTTP responses; `app.py` turns them into JSON once.
+Domain modules raise these and know nothing of HTTP responses; the core's `InvalidInput` becomes
+`InvalidRequest` where the service calls the core.
 """
 
 from __future__ import annotations
+
+from rsafe_core.errors import InvalidInput
 
 
 class GatewayError(Exception):
@@ -34,6 +37,11 @@ class GatewayError(Exception):
 class InvalidRequest(GatewayError):
     status_code = 400
     error_type = "invalid_request"
+
+    @classmethod
+    def from_input(cls, exc: InvalidInput) -> InvalidRequest:
+        """The core's bad-input error, as the HTTP edge answers it."""
+        return cls(exc.message, param=exc.param)
 
 
 class NotFound(InvalidRequest):

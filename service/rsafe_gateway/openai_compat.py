@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 
+from rsafe_core.policy import Policy
+
 from .errors import InvalidRequest
-from .policy import Policy
 from .protocol import (
     ModerationRequest,
     OpenAIModerationRequest,

@@ -7,10 +7,12 @@ import logging
 import threading
 from pathlib import Path
 
-from .conversation import check_encodable
+from rsafe_core.errors import InvalidInput
+from rsafe_core.policy import Policy, PolicyFileError, inline_policy, load_policy_dirs
+from rsafe_core.turns import check_encodable
+
 from .errors import InvalidRequest
 from .metrics import POLICY_RELOADS
-from .policy import Policy, PolicyFileError, inline_policy, load_policy_dirs
 
 logger = logging.getLogger("rsafe_gateway.policies")
 
@@ -96,7 +98,10 @@ class PolicyStore:
         if inline_text is not None:
             if not inline_text.strip():
                 raise InvalidRequest("'policy' must not be empty", param="policy")
-            check_encodable(inline_text, "policy")
+            try:
+                check_encodable(inline_text, "policy")
+            except InvalidInput as exc:
+                raise InvalidRequest.from_input(exc) from None
             if len(inline_text) > max_chars:
                 raise InvalidRequest(
                     f"'policy' is longer than {max_chars} characters", param="policy"

@@ -2,7 +2,7 @@
 
 The contract lives in the README ("API") and in the OpenAPI document at /openapi.json.
 Limits that depend on settings (text length, number of messages, policy size) are checked by
-`conversation.py` and `policy_store.py`, so the schema stays static and the errors uniform.
+`rsafe_core.turns` and `policy_store.py`, so the schema stays static and the errors uniform.
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
-
-from .prompt import Role, Target
-from .verdict import Verdict
+from rsafe_core.turns import Role, Target
+from rsafe_core.verdict import Verdict
 
 
 class StrictModel(BaseModel):

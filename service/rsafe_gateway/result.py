@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .verdict import Verdict
+from rsafe_core.verdict import Verdict
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,19 +9,22 @@ those N-1 calls at the price of a Redis round trip and a lock timeout on every m
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from prometheus_client import Counter
+from rsafe_core.decoding import Decoding, Sampling, build_decoding
+from rsafe_core.errors import InvalidInput
+from rsafe_core.formats import GuardFormat, ModelOutput, guard_format
+from rsafe_core.policy import Policy
+from rsafe_core.turns import InputLimits, Target, Turn, resolve_turns
+from rsafe_core.verdict import Verdict
 
 from .backend import ModelBackend
 from .breaker import CircuitBreaker
 from .cache import DecisionCache, cache_key
-from .conversation import InputLimits, resolve_turns
-from .errors import BackendError, BackendTimeout
+from .errors import BackendError, BackendTimeout, InvalidRequest
 from .limiter import ConcurrencyLimiter
 from .metrics import (
     CACHE_LOOKUPS,
@@ -34,13 +37,10 @@ from .metrics import (
     UNDETERMINED,
     VERDICTS,
 )
-from .policy import Policy
 from .policy_store import PolicyStore
-from .prompt import TEMPLATE_VERSION, Target, Turn, answer_regex, render_messages
 from .protocol import ModerationRequest
 from .result import ModerationResult, PolicyUsed, TokenUsage
 from .settings import FailMode, Settings
-from .verdict import Verdict, parse_answer, parse_categories
 
 _CACHE_HIT = CACHE_LOOKUPS.labels("hit")
 _CACHE_MISS = CACHE_LOOKUPS.labels("miss")
@@ -82,12 +82,6 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
-class _Decoding:
-    parameters: dict[str, Any]
-    fingerprint: str  # SHA-256 of the parameters: part of the cache key
-
-
-@dataclass(frozen=True, slots=True)
 class _ModelCall:
     messages: list[dict[str, str]]
     decoding: dict[str, Any]
@@ -114,28 +108,23 @@ class ModerationService:
         self.breaker = CircuitBreaker(
             settings.breaker_failure_threshold, settings.breaker_reset_seconds
         )
-        self._sampling: dict[str, Any] = {
-            "temperature": settings.temperature,
-            "top_p": settings.top_p,
-            "max_tokens": settings.max_tokens,
-        }
+        self._format: GuardFormat = guard_format(settings.model_family)
+        self._sampling = Sampling(settings.temperature, settings.top_p, settings.max_tokens)
         # One entry per distinct category list (a handful of policies): built once, not per request.
-        self._decoding_by_categories: dict[tuple[str, ...], _Decoding] = {}
+        self._decoding_by_categories: dict[tuple[str, ...], Decoding] = {}
         self._verdict_counters: dict[tuple[str, str, str], Counter] = {}
         self._policy_refs: dict[tuple[str, str], PolicyUsed] = {}
 
-    def _decoding(self, category_ids: tuple[str, ...]) -> _Decoding:
+    def _decoding(self, category_ids: tuple[str, ...]) -> Decoding:
         """Sampling parameters plus the answer-format constraint for a policy's category ids."""
         decoding = self._decoding_by_categories.get(category_ids)
         if decoding is None:
-            parameters = dict(self._sampling)
+            constraint = None
             if self._settings.structured_outputs:
-                regex = answer_regex(self._settings.reasoning_max_chars, category_ids)
-                parameters["structured_outputs"] = {"regex": regex}
-            fingerprint = hashlib.sha256(
-                orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS)
-            ).hexdigest()
-            decoding = _Decoding(parameters, fingerprint)
+                constraint = self._format.constraint(
+                    self._settings.reasoning_max_chars, category_ids
+                )
+            decoding = build_decoding(self._sampling, constraint)
             if len(self._decoding_by_categories) < 1024:  # inline policies can't grow it unbounded
                 self._decoding_by_categories[category_ids] = decoding
         return decoding
@@ -149,6 +138,10 @@ class ModerationService:
         return self._backend.model
 
     @property
+    def guard_format(self) -> GuardFormat:
+        return self._format
+
+    @property
     def openai_policy_id(self) -> str:
         """The policy for /v1/moderations: the OpenAI one when loaded, else the default."""
         wanted = self._settings.openai_policy_id
@@ -156,7 +149,10 @@ class ModerationService:
 
     async def moderate(self, request: ModerationRequest, request_id: str) -> ModerationResult:
         started = time.perf_counter()
-        turns, target = resolve_turns(request.input, request.target, self._limits)
+        try:
+            turns, target = resolve_turns(request.input, request.target, self._limits)
+        except InvalidInput as exc:
+            raise InvalidRequest.from_input(exc) from None
         policy = self._policies.resolve(
             request.policy_id, request.policy, self._settings.max_policy_chars
         )
@@ -172,9 +168,7 @@ class ModerationService:
         cached = decision is not None
         if decision is None:
             # Rendering (neutralising every turn) is only needed for the model: not on a hit.
-            messages = render_messages(
-                turns, policy.body, target, ask_categories=bool(category_ids)
-            )
+            messages = self._format.render(turns, policy, target, ask_categories=bool(category_ids))
             call = _ModelCall(messages, decoding.parameters, frozenset(category_ids))
             if request.cache:
                 decision = await self._single_flight(key, call, request_id)
@@ -209,7 +203,7 @@ class ModerationService:
         target: Target,
         policy: Policy,
         category_ids: tuple[str, ...],
-        decoding: _Decoding,
+        decoding: Decoding,
     ) -> str:
         """A hash of everything the rendered prompt and the answer depend on, without rendering.
 
@@ -222,7 +216,7 @@ class ModerationService:
             (
                 "ingredients-v1",
                 self._backend.model,
-                TEMPLATE_VERSION,
+                self._format.template_version,
                 policy.sha256,
                 target.value,
                 category_ids,
@@ -285,17 +279,14 @@ class ModerationService:
         MODEL_DURATION.observe(time.perf_counter() - started)
         PROMPT_TOKENS.inc(completion.prompt_tokens)
         COMPLETION_TOKENS.inc(completion.completion_tokens)
-        answer = parse_answer(completion.text)
+        answer = self._format.parse(ModelOutput(completion.text), call.category_ids)
         failure = None
         if answer.verdict is Verdict.UNDETERMINED:
             MODEL_ERRORS.labels("unparseable").inc()
             failure = "unparseable"
-        categories: list[str] = []
-        if answer.verdict is Verdict.UNSAFE and call.category_ids:
-            categories = parse_categories(answer.tail, call.category_ids)
         return Decision(
             verdict=answer.verdict,
-            categories=categories,
+            categories=answer.categories,
             reasoning=answer.reasoning,
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,

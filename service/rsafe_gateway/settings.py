@@ -8,6 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +37,8 @@ class Settings(BaseSettings):
     # The model server (vLLM's OpenAI-compatible API).
     model_server_url: str = "http://127.0.0.1:8000"
     model_name: str = "rsafe"
+    # The guard format the served model was trained with (rsafe_core.formats).
+    model_family: Literal["rsafe"] = "rsafe"
     model_server_api_key: str | None = None
     connect_timeout_seconds: float = Field(default=2.0, gt=0)
     read_timeout_seconds: float = Field(default=60.0, gt=0)

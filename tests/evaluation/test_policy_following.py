@@ -3,11 +3,11 @@
 from collections import Counter
 
 import pytest
+from rsafe_core.policy import load_policy_dirs
 
 from rsafe_gateway.evaluation import policy_following as pf
 from rsafe_gateway.evaluation.local_suite import REPO
 from rsafe_gateway.evaluation.runner import ResultRow
-from rsafe_gateway.policy import load_policy_dirs
 from rsafe_gateway.policy_store import SHIPPED_POLICY_DIR
 
 BENCHMARK = REPO / "data" / "policy-following.jsonl"

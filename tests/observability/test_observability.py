@@ -14,9 +14,9 @@ import httpx
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from rsafe_core.prompt import TEMPLATE_VERSION
 
 from conftest import GatewayProcess, VllmServer, free_port, stop_process, wait_until
-from rsafe_gateway.prompt import TEMPLATE_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "helm" / "rsafe-gateway" / "files" / "prometheus-rules.yml"

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from rsafe_gateway.policy import inline_policy, load_policy_file
+from rsafe_core.policy import inline_policy, load_policy_file
 
 from .conftest import Gateway
 

@@ -1,7 +1,7 @@
 """Training prompts, built with the gateway's own prompt builder.
 
 A checkpoint answers best when prompted exactly as it was trained, so every training prompt is
-`rsafe_gateway.prompt.render_messages` output — the same single user message the gateway sends to
+`rsafe_core.prompt.render_messages` output — the same single user message the gateway sends to
 vLLM — never a copy of its wording. The policy text is the body of a policy file: the default policy
 (policies/rsafe-default.md) or, per source, another file of policies/.
 """
@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rsafe_gateway.policy import Policy, load_policy_file
-from rsafe_gateway.prompt import Role, Target, Turn, render_messages
+from rsafe_core.policy import Policy, load_policy_file
+from rsafe_core.prompt import render_messages
+from rsafe_core.turns import Role, Target, Turn
+
 from rsafe_train.data import Example
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

@@ -1,7 +1,7 @@
 """Stage-1 completions (policy-guided reasoning) for the SFT warm-up, from a pluggable source.
 
 Every source returns the completion in the exact serving format, `<think>…</think>\\n\\boxed{label}`
-(what `rsafe_gateway.prompt.answer_regex` accepts: no `<`/`>` inside the reasoning), or None when it
+(what `rsafe_core.prompt.answer_regex` accepts: no `<`/`>` inside the reasoning), or None when it
 has no acceptable completion for an item (the item is then left out of stage 1).
 
 - `TemplateReasoning`: offline and deterministic. One or two sentences that name the policy's
@@ -24,8 +24,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from rsafe_gateway.policy import Category, Policy
-from rsafe_gateway.verdict import Verdict, parse_answer
+from rsafe_core.policy import Category, Policy
+from rsafe_core.verdict import Verdict, parse_answer
+
 from rsafe_train.data import UNSAFE, Example
 from rsafe_train.reward import score
 

@@ -3,7 +3,7 @@
 - format reward: 1.0 when the WHOLE completion matches `<think>.*</think>.*\\boxed{.*}.*`
   (dot matches newline), else 0.0;
 - accuracy reward: 1.0 when the format is right AND the content of the LAST `\\boxed{…}` (braces
-  matched by depth, `rsafe_gateway.verdict.last_boxed`) equals the gold label,
+  matched by depth, `rsafe_core.verdict.last_boxed`) equals the gold label,
   case-insensitively and after stripping whitespace; else 0.0;
 - reward = 0.9 * accuracy + 0.1 * format: 1.0 correct and well formed, 0.1 well formed but wrong,
   0.0 malformed.
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rsafe_gateway.verdict import last_boxed
+from rsafe_core.verdict import last_boxed
 
 FORMAT_PATTERN = re.compile(r"<think>.*</think>.*\\boxed\{.*\}.*", re.DOTALL)
 ACCURACY_WEIGHT = 0.9

@@ -3,6 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from rsafe_core.policy import load_policy_file
+from rsafe_core.prompt import render_messages
+from rsafe_core.turns import Role, Target, Turn
 from rsafe_train.data import Example
 from rsafe_train.prompts import (
     DEFAULT_POLICY_FILE,
@@ -10,9 +13,6 @@ from rsafe_train.prompts import (
     PolicyResolver,
     resolve_policy_path,
 )
-
-from rsafe_gateway.policy import load_policy_file
-from rsafe_gateway.prompt import Role, Target, Turn, render_messages
 
 
 def test_prompt_level_equals_gateway_builder() -> None:

@@ -8,6 +8,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, ClassVar
 
 import pytest
+from rsafe_core.prompt import answer_regex
+from rsafe_core.verdict import Verdict, parse_answer
 from rsafe_train.data import Example
 from rsafe_train.prompts import PolicyResolver
 from rsafe_train.reasoning import (
@@ -17,9 +19,6 @@ from rsafe_train.reasoning import (
     format_completion,
 )
 from rsafe_train.reward import score
-
-from rsafe_gateway.prompt import answer_regex
-from rsafe_gateway.verdict import Verdict, parse_answer
 
 RESOLVER = PolicyResolver.from_files()
 ITEMS = [

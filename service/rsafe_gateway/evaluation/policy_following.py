@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from rsafe_core.policy import load_policy_dirs
 
-from ..policy import load_policy_dirs
 from ..policy_store import SHIPPED_POLICY_DIR
 from .dataset import EvalItem, Label
 from .runner import ResultRow

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from rsafe_core.policy import Policy
 
 from ..errors import NotFound
-from ..policy import Policy
 from ..protocol import CategoryInfo, ErrorResponse, PolicyDetail, PolicyInfo, PolicyList
 from ..service import ModerationService
 

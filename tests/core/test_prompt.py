@@ -1,20 +1,12 @@
 from pathlib import Path
 
 import pytest
+from rsafe_core.policy import load_policy_file
+from rsafe_core.prompt import REAL_MARKERS, answer_regex, neutralise, render_prompt
+from rsafe_core.turns import Role, Target, Turn
 
-from rsafe_gateway.policy import load_policy_file
-from rsafe_gateway.prompt import (
-    REAL_MARKERS,
-    Role,
-    Target,
-    Turn,
-    answer_regex,
-    neutralise,
-    render_prompt,
-)
-
-REPO = Path(__file__).resolve().parents[1]
-GOLDEN = Path(__file__).parent / "golden"
+REPO = Path(__file__).resolve().parents[2]
+GOLDEN = REPO / "tests" / "golden"
 DEFAULT_POLICY = load_policy_file(REPO / "policies" / "rsafe-default.md").body
 
 

@@ -1,15 +1,12 @@
 import pytest
-
-from rsafe_gateway.conversation import InputLimits, resolve_turns
-from rsafe_gateway.errors import InvalidRequest
-from rsafe_gateway.prompt import Role, Target
-from rsafe_gateway.protocol import Message
+from rsafe_core.errors import InvalidInput
+from rsafe_core.turns import InputLimits, Role, Target, Turn, resolve_turns
 
 LIMITS = InputLimits(max_text_chars=100, max_messages=4)
 
 
-def msgs(*pairs: tuple[str, str]) -> list[Message]:
-    return [Message(role=Role(role), content=content) for role, content in pairs]
+def msgs(*pairs: tuple[str, str]) -> list[Turn]:
+    return [Turn(Role(role), content) for role, content in pairs]
 
 
 def test_string_is_a_prompt_check() -> None:
@@ -57,6 +54,6 @@ def test_prompt_check_of_a_conversation_stops_at_the_last_user_turn() -> None:
 )
 def test_invalid_inputs_name_the_field(data: object, target: Target | None, param: str) -> None:
     value = data if isinstance(data, str) else msgs(*data)  # type: ignore[arg-type]
-    with pytest.raises(InvalidRequest) as caught:
+    with pytest.raises(InvalidInput) as caught:
         resolve_turns(value, target, LIMITS)
     assert caught.value.param == param

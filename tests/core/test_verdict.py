@@ -1,6 +1,5 @@
 import pytest
-
-from rsafe_gateway.verdict import Verdict, last_boxed, parse_answer
+from rsafe_core.verdict import Verdict, last_boxed, parse_answer
 
 CASES = [
     ("<think>looks harmless</think>\\boxed{safe}", Verdict.SAFE, "looks harmless"),

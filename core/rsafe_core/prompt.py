@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
-from enum import StrEnum
 from functools import lru_cache
+
+from .turns import Role, Target, Turn
 
 # Bump whenever the rendered prompt changes: it is part of every cache key.
 TEMPLATE_VERSION = "rsafe-v3"
@@ -90,23 +90,6 @@ _LOOKALIKES = str.maketrans(
 )  # fmt: skip
 
 
-class Target(StrEnum):
-    PROMPT = "prompt"
-    RESPONSE = "response"
-
-
-class Role(StrEnum):
-    USER = "user"
-    ASSISTANT = "assistant"
-    SYSTEM = "system"
-
-
-@dataclass(frozen=True, slots=True)
-class Turn:
-    role: Role
-    content: str
-
-
 def neutralise(text: str) -> str:
     """Make `text` unable to close its slot, open a marker or write an answer (see module doc)."""
     text = unicodedata.normalize("NFKC", text)
@@ -144,7 +127,7 @@ def render_prompt(
     """The single user message sent to the model for a prompt or response check.
 
     `turns` must already end where judgement ends (the last user turn for a prompt check,
-    the assistant's reply for a response check); `protocol`/`service` guarantee that.
+    the assistant's reply for a response check); `turns.resolve_turns` guarantees that.
     """
     parts: list[str] = []
     if target is Target.PROMPT:
