@@ -7,7 +7,7 @@ import logging
 import threading
 from pathlib import Path
 
-from .conversation import check_encodable
+from .conversation import check_text, judged_text
 from .errors import InvalidRequest
 from .metrics import POLICY_RELOADS
 from .policy import Policy, PolicyFileError, inline_policy, load_policy_dirs
@@ -94,14 +94,9 @@ class PolicyStore:
         if inline_text is not None and policy_id is not None:
             raise InvalidRequest("give either 'policy' or 'policy_id', not both", param="policy")
         if inline_text is not None:
-            if not inline_text.strip():
-                raise InvalidRequest("'policy' must not be empty", param="policy")
-            check_encodable(inline_text, "policy")
-            if len(inline_text) > max_chars:
-                raise InvalidRequest(
-                    f"'policy' is longer than {max_chars} characters", param="policy"
-                )
-            return inline_policy(inline_text)
+            check_text(inline_text, "policy", max_chars)
+            judged = judged_text(inline_text, "policy", max_chars)
+            return inline_policy(judged.text, judged.hidden)
         wanted = policy_id if policy_id is not None else self._default_id
         policy = self._policies.get(wanted)
         if policy is None:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .neutralise import HiddenKind
 from .prompt import Role, Target
 from .verdict import Verdict
 
@@ -69,6 +70,12 @@ class ModerationResponse(BaseModel):
     fail_mode: Literal["closed", "open"] | None = Field(
         default=None,
         description="set when `flagged` was decided by the fail mode (verdict undetermined)",
+    )
+    hidden_content: list[HiddenKind] = Field(
+        default_factory=list,
+        description="kinds of invisible content in the judged text or inline policy (tag "
+        "characters, variation selectors, bidi controls, other invisible characters); the guard "
+        "judged them made visible (decoded or as code points), never removed",
     )
 
 

@@ -20,13 +20,14 @@ from prometheus_client import Counter
 from .backend import ModelBackend
 from .breaker import CircuitBreaker
 from .cache import DecisionCache, cache_key
-from .conversation import InputLimits, resolve_turns
+from .conversation import InputLimits, resolve_input
 from .errors import BackendError, BackendTimeout
 from .limiter import ConcurrencyLimiter
 from .metrics import (
     CACHE_LOOKUPS,
     COMPLETION_TOKENS,
     FAIL_MODE_DECISIONS,
+    HIDDEN_CONTENT,
     MODEL_DURATION,
     MODEL_ERRORS,
     PROMPT_TOKENS,
@@ -34,6 +35,7 @@ from .metrics import (
     UNDETERMINED,
     VERDICTS,
 )
+from .neutralise import HiddenKind
 from .policy import Policy
 from .policy_store import PolicyStore
 from .prompt import TEMPLATE_VERSION, Target, Turn, answer_regex, render_messages
@@ -44,6 +46,7 @@ from .verdict import Verdict, parse_answer, parse_categories
 
 _CACHE_HIT = CACHE_LOOKUPS.labels("hit")
 _CACHE_MISS = CACHE_LOOKUPS.labels("miss")
+_HIDDEN_CONTENT = {kind: HIDDEN_CONTENT.labels(kind.value) for kind in HiddenKind}
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +159,12 @@ class ModerationService:
 
     async def moderate(self, request: ModerationRequest, request_id: str) -> ModerationResult:
         started = time.perf_counter()
-        turns, target = resolve_turns(request.input, request.target, self._limits)
+        judged = resolve_input(request.input, request.target, self._limits)
+        turns, target = judged.turns, judged.target
         policy = self._policies.resolve(
             request.policy_id, request.policy, self._settings.max_policy_chars
         )
+        hidden = _hidden_content(judged.hidden | policy.hidden)
         category_ids = policy.category_ids if self._settings.elicit_categories else ()
         decoding = self._decoding(category_ids)
         key = self._cache_key(turns, target, policy, category_ids, decoding)
@@ -182,7 +187,7 @@ class ModerationService:
                 decision = await self._decide(call, request_id)
 
         self._count_verdict(decision.verdict, target, policy.id)
-        return self._respond(request, request_id, decision, policy, cached, started)
+        return self._respond(request, request_id, decision, policy, cached, started, hidden)
 
     def _policy_ref(self, policy: Policy) -> PolicyUsed:
         # Immutable and shared by every answer under that policy: built once per policy.
@@ -310,6 +315,7 @@ class ModerationService:
         policy: Policy,
         cached: bool,
         started: float,
+        hidden: tuple[str, ...],
     ) -> ModerationResult:
         fail_mode: FailMode | None = None
         if decision.verdict is Verdict.UNDETERMINED:
@@ -334,4 +340,14 @@ class ModerationService:
             ),
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
             fail_mode=fail_mode.value if fail_mode else None,
+            hidden_content=hidden,
         )
+
+
+def _hidden_content(kinds: frozenset[HiddenKind]) -> tuple[str, ...]:
+    """The answer's `hidden_content`, each kind counted (almost always empty: no work)."""
+    if not kinds:
+        return ()
+    for kind in kinds:
+        _HIDDEN_CONTENT[kind].inc()
+    return tuple(sorted(kind.value for kind in kinds))
