@@ -20,7 +20,7 @@ from prometheus_client import Counter
 from .backend import ModelBackend
 from .breaker import CircuitBreaker
 from .cache import DecisionCache, cache_key
-from .conversation import InputLimits, resolve_input
+from .conversation import InputLimits, JudgedInput, resolve_input
 from .errors import BackendError, BackendTimeout
 from .limiter import ConcurrencyLimiter
 from .metrics import (
@@ -42,6 +42,7 @@ from .prompt import TEMPLATE_VERSION, Target, Turn, answer_regex, render_message
 from .protocol import ModerationRequest
 from .result import ModerationResult, PolicyUsed, TokenUsage
 from .settings import FailMode, Settings
+from .text_turns import LARGE_TEXT_CHARS, LargeTextTurns
 from .verdict import Verdict, parse_answer, parse_categories
 
 _CACHE_HIT = CACHE_LOOKUPS.labels("hit")
@@ -111,6 +112,7 @@ class ModerationService:
         self._policies = policies
         self._limits = InputLimits(settings.max_text_chars, settings.max_messages)
         self._in_flight: dict[str, asyncio.Task[Decision]] = {}
+        self._large_texts = LargeTextTurns()
         self._limiter = ConcurrencyLimiter(
             settings.max_concurrent_model_calls, settings.max_queued_model_calls
         )
@@ -159,11 +161,12 @@ class ModerationService:
 
     async def moderate(self, request: ModerationRequest, request_id: str) -> ModerationResult:
         started = time.perf_counter()
-        judged = resolve_input(request.input, request.target, self._limits)
+        large = _text_chars(request) > LARGE_TEXT_CHARS
+        if large:  # its CPU work waits for a turn of its own (see text_turns.py)
+            judged, policy = await self._large_texts.run(lambda: self._validate(request))
+        else:
+            judged, policy = self._validate(request)
         turns, target = judged.turns, judged.target
-        policy = self._policies.resolve(
-            request.policy_id, request.policy, self._settings.max_policy_chars
-        )
         hidden = _hidden_content(judged.hidden | policy.hidden)
         category_ids = policy.category_ids if self._settings.elicit_categories else ()
         decoding = self._decoding(category_ids)
@@ -177,9 +180,12 @@ class ModerationService:
         cached = decision is not None
         if decision is None:
             # Rendering (neutralising every turn) is only needed for the model: not on a hit.
-            messages = render_messages(
-                turns, policy.body, target, ask_categories=bool(category_ids)
-            )
+            def render() -> list[dict[str, str]]:
+                return render_messages(
+                    turns, policy.body, target, ask_categories=bool(category_ids)
+                )
+
+            messages = await self._large_texts.run(render) if large else render()
             call = _ModelCall(messages, decoding.parameters, frozenset(category_ids))
             if request.cache:
                 decision = await self._single_flight(key, call, request_id)
@@ -188,6 +194,13 @@ class ModerationService:
 
         self._count_verdict(decision.verdict, target, policy.id)
         return self._respond(request, request_id, decision, policy, cached, started, hidden)
+
+    def _validate(self, request: ModerationRequest) -> tuple[JudgedInput, Policy]:
+        judged = resolve_input(request.input, request.target, self._limits)
+        policy = self._policies.resolve(
+            request.policy_id, request.policy, self._settings.max_policy_chars
+        )
+        return judged, policy
 
     def _policy_ref(self, policy: Policy) -> PolicyUsed:
         # Immutable and shared by every answer under that policy: built once per policy.
@@ -342,6 +355,13 @@ class ModerationService:
             fail_mode=fail_mode.value if fail_mode else None,
             hidden_content=hidden,
         )
+
+
+def _text_chars(request: ModerationRequest) -> int:
+    """Characters of caller text the request's CPU work is proportional to."""
+    data = request.input
+    chars = len(data) if isinstance(data, str) else sum(len(message.content) for message in data)
+    return chars + len(request.policy or "")
 
 
 def _hidden_content(kinds: frozenset[HiddenKind]) -> tuple[str, ...]:
