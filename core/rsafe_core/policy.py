@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from .neutralise import HiddenKind
+
 INLINE_POLICY_ID = "inline"
 _POLICY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _CATEGORY_ID = re.compile(r"^[A-Z][A-Z0-9_]{0,15}$")
@@ -44,14 +46,16 @@ class Policy:
     sha256: str = field(init=False)
     # The ids in the policy's order; computed once (the hot path reads it on every request).
     category_ids: tuple[str, ...] = field(init=False)
+    # Invisible content a caller's inline policy carried (made visible in `body`).
+    hidden: frozenset[HiddenKind] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sha256", hashlib.sha256(self.body.encode("utf-8")).hexdigest())
         object.__setattr__(self, "category_ids", tuple(c.id for c in self.categories))
 
 
-def inline_policy(text: str) -> Policy:
-    """A caller's own policy text; category ids are read from lines like `X1 - name`."""
+def inline_policy(text: str, hidden: frozenset[HiddenKind] = frozenset()) -> Policy:
+    """A caller's own policy text (as judged); category ids are read from lines like `X1 - name`."""
     categories: dict[str, Category] = {}
     for line in text.splitlines():
         match = _INLINE_CATEGORY_LINE.match(line)
@@ -64,6 +68,7 @@ def inline_policy(text: str) -> Policy:
         title="Inline policy",
         categories=tuple(categories.values()),
         source="request",
+        hidden=hidden,
     )
 
 

@@ -2,34 +2,21 @@
 
 The prompt is ONE user message (no system message), worded as the checkpoint was trained:
 preamble (prompt checks only), task line, policy block, conversation block, closing instruction.
-
-Neutralising (applied to content AND to policy text; idempotent):
-  1. Unicode NFKC normalisation, removal of invisible characters (format, zero-width, tags,
-     variation selectors) and one kind of line break (`\n`), so look-alikes such as fullwidth
-     `＜ＥＮＤ`, `<EN\u200bD` or a role line after U+2028 collapse to what they imitate and are
-     caught below.
-  2. `<` that opens a block marker, a think tag or a chat-template token
-     (`<BEGIN …`, `<END …`, `<think>`, `</think>`, `<|im_start|>`…) becomes `‹` (U+2039).
-  3. The backslash of `\\boxed` becomes `⧵` (U+29F5), so content cannot write the answer format.
-  4. A role label at the start of a line (`User:`, `Agent:`, `Assistant:`, `System:`) gets a
-     fullwidth colon `：`, so content cannot fake a turn of the conversation.
-Steps 2-4 find what they replace on a copy with look-alike letters folded to Latin (Cyrillic `Е`,
-Greek `Ο`, Armenian `օ`…, see `_LOOKALIKES`), so `<ЕND CONVERSATION>` or `Аgent:` are caught too;
-only the `<`, `\\` or `:` found are replaced, the look-alike letters themselves are kept.
-Everything else is passed through unchanged. The verdict is read only from the model's own
+Content and policy text go through `neutralise.neutralise` first (see there): it cannot close its
+slot, open a marker, write an answer or fake a turn. The verdict is read only from the model's own
 output (see `verdict.py`), so neutralising is defence in depth against steering the model.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from functools import lru_cache
 
+from .neutralise import neutralise
 from .turns import Role, Target, Turn
 
 # Bump whenever the rendered prompt changes: it is part of every cache key.
-TEMPLATE_VERSION = "rsafe-v3"
+TEMPLATE_VERSION = "rsafe-v4"
 
 BEGIN_POLICY = "<BEGIN UNSAFE CONTENT CATEGORIES>"
 END_POLICY = "<END UNSAFE CONTENT CATEGORIES>"
@@ -62,54 +49,12 @@ CATEGORIES_REQUEST = (
 )
 CATEGORIES_LABEL = "Categories:"
 
-# Invisible code points (Unicode category Cf, variation selectors, the combining grapheme joiner,
-# tag characters): they could split a marker so that it no longer looks like one to a regex.
-_INVISIBLE = re.compile(
-    "[\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f"
-    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufe00-\ufe0f\ufeff\ufff9-\ufffb\U000110bd"
-    "\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
-    "\U000e0020-\U000e007f\U000e0100-\U000e01ef]"
-)
-# Every character Python (and a model's tokenizer) may take for a line break becomes "\n", so a
-# fake role line cannot hide behind "\r", "\v", U+2028 and the like.
-_LINE_BREAKS = re.compile("\r\n|[\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
-_MARKER_OPEN = re.compile(r"<(?=\s*/?\s*(?:begin|end|think)\b|\|)", re.IGNORECASE)
-_BOXED = re.compile(r"\\(?=\s*boxed)", re.IGNORECASE)
-_ROLE_LINE = re.compile(r"^([ \t]*(?:user|agent|assistant|system)[ \t]*):", re.IGNORECASE | re.M)
-
-# Letters (and colons, backslashes) of other scripts that look like the Latin ones in the markers
-# and role labels, from Unicode's confusables data (not exhaustive). One code point each way, so a
-# match in the folded copy is at the same position in the text.
-_LOOKALIKES = str.maketrans(
-    "аɑαьсϲԁеҽɡցһհіιıɩјκкոоοօрρѕυսνѵхχу"  # Cyrillic, Greek, Armenian, Latin variants ...
-    "АΑВΒСϹᎠЕΕԌНΗІΙӀЈКΚМΜΝОΟՕРΡЅТΤՍХΧΥҮΖ"
-    "∶꞉˸։׃∖⧹",
-    "aaabccdeegghhiiiijkknoooppsuuvvxxy"  # ... and, position by position, what each imitates
-    "AABBCCDEEGHHIIIJKKMMNOOOPPSTTUXXYYZ"
-    ":::::\\\\",
-)  # fmt: skip
-
-
-def neutralise(text: str) -> str:
-    """Make `text` unable to close its slot, open a marker or write an answer (see module doc)."""
-    text = unicodedata.normalize("NFKC", text)
-    text = _INVISIBLE.sub("", text)
-    text = _LINE_BREAKS.sub("\n", text)
-    folded = text.translate(_LOOKALIKES)
-    edits = [(match.start(), "\u2039") for match in _MARKER_OPEN.finditer(folded)]
-    edits += [(match.start(), "\u29f5") for match in _BOXED.finditer(folded)]
-    edits += [(match.end() - 1, "\uff1a") for match in _ROLE_LINE.finditer(folded)]
-    if not edits:
-        return text
-    characters = list(text)
-    for position, replacement in edits:
-        characters[position] = replacement
-    return "".join(characters)
-
 
 @lru_cache(maxsize=256)
 def _policy_block(policy_text: str) -> str:
     # Named policies repeat on every request: neutralise each text once, not per request.
+    # The role-label rule already treats every space and control as blank, so stripping after
+    # neutralising cannot bring a label to the start of the block's first line.
     return f"{BEGIN_POLICY}\n{neutralise(policy_text).strip()}\n{END_POLICY}"
 
 

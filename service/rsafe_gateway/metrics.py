@@ -93,6 +93,13 @@ OVERLOAD_REJECTIONS = Counter(
 )
 AUTH_FAILURES = Counter("rsafe_auth_failures", "Requests refused for a missing or wrong API key.")
 RATE_LIMITED = Counter("rsafe_rate_limited", "Requests refused by the per-key rate limit.")
+HIDDEN_CONTENT = Counter(
+    "rsafe_hidden_content",
+    "Requests whose judged text (content or inline policy) carried invisible characters, by kind "
+    "(tag_characters, variation_selectors, bidi_controls, invisible_characters); they were made "
+    "visible for judging.",
+    ["kind"],
+)  # fmt: skip
 POLICY_RELOADS = Counter(
     "rsafe_policy_reloads", "Policy folder reloads, by result (ok, rejected).", ["result"]
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rsafe_core.errors import InvalidInput
 from rsafe_core.policy import Policy, PolicyFileError, inline_policy, load_policy_dirs
-from rsafe_core.turns import check_encodable
+from rsafe_core.turns import check_text, judged_text
 
 from .errors import InvalidRequest
 from .metrics import POLICY_RELOADS
@@ -96,17 +96,12 @@ class PolicyStore:
         if inline_text is not None and policy_id is not None:
             raise InvalidRequest("give either 'policy' or 'policy_id', not both", param="policy")
         if inline_text is not None:
-            if not inline_text.strip():
-                raise InvalidRequest("'policy' must not be empty", param="policy")
             try:
-                check_encodable(inline_text, "policy")
+                check_text(inline_text, "policy", max_chars)
+                judged = judged_text(inline_text, "policy", max_chars)
             except InvalidInput as exc:
                 raise InvalidRequest.from_input(exc) from None
-            if len(inline_text) > max_chars:
-                raise InvalidRequest(
-                    f"'policy' is longer than {max_chars} characters", param="policy"
-                )
-            return inline_policy(inline_text)
+            return inline_policy(judged.text, judged.hidden)
         wanted = policy_id if policy_id is not None else self._default_id
         policy = self._policies.get(wanted)
         if policy is None:

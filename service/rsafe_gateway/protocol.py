@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from rsafe_core.neutralise import HiddenKind
 from rsafe_core.turns import Role, Target
 from rsafe_core.verdict import Verdict
 
@@ -71,6 +72,12 @@ class ModerationResponse(BaseModel):
     fail_mode: Literal["closed", "open"] | None = Field(
         default=None,
         description="set when `flagged` was decided by the fail mode (verdict undetermined)",
+    )
+    hidden_content: list[HiddenKind] = Field(
+        default_factory=list,
+        description="kinds of invisible content in the judged text or inline policy (tag "
+        "characters, variation selectors, bidi controls, other invisible characters); the guard "
+        "judged them made visible (decoded or as code points), never removed",
     )
 
 

@@ -40,3 +40,5 @@ class ModerationResult:
     usage: TokenUsage
     latency_ms: float
     fail_mode: str | None = None
+    # Kinds of invisible content the judged text carried (`neutralise.HiddenKind`), sorted.
+    hidden_content: tuple[str, ...] = ()

@@ -17,8 +17,9 @@ from prometheus_client import Counter
 from rsafe_core.decoding import Decoding, Sampling, build_decoding
 from rsafe_core.errors import InvalidInput
 from rsafe_core.formats import GuardFormat, ModelOutput, guard_format
+from rsafe_core.neutralise import HiddenKind
 from rsafe_core.policy import Policy
-from rsafe_core.turns import InputLimits, Target, Turn, resolve_turns
+from rsafe_core.turns import InputLimits, JudgedInput, Target, Turn, resolve_input
 from rsafe_core.verdict import Verdict
 
 from .backend import ModelBackend
@@ -30,6 +31,7 @@ from .metrics import (
     CACHE_LOOKUPS,
     COMPLETION_TOKENS,
     FAIL_MODE_DECISIONS,
+    HIDDEN_CONTENT,
     MODEL_DURATION,
     MODEL_ERRORS,
     PROMPT_TOKENS,
@@ -41,9 +43,11 @@ from .policy_store import PolicyStore
 from .protocol import ModerationRequest
 from .result import ModerationResult, PolicyUsed, TokenUsage
 from .settings import FailMode, Settings
+from .text_turns import LARGE_TEXT_CHARS, LargeTextTurns
 
 _CACHE_HIT = CACHE_LOOKUPS.labels("hit")
 _CACHE_MISS = CACHE_LOOKUPS.labels("miss")
+_HIDDEN_CONTENT = {kind: HIDDEN_CONTENT.labels(kind.value) for kind in HiddenKind}
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,7 @@ class ModerationService:
         self._policies = policies
         self._limits = InputLimits(settings.max_text_chars, settings.max_messages)
         self._in_flight: dict[str, asyncio.Task[Decision]] = {}
+        self._large_texts = LargeTextTurns()
         self._limiter = ConcurrencyLimiter(
             settings.max_concurrent_model_calls, settings.max_queued_model_calls
         )
@@ -149,13 +154,13 @@ class ModerationService:
 
     async def moderate(self, request: ModerationRequest, request_id: str) -> ModerationResult:
         started = time.perf_counter()
-        try:
-            turns, target = resolve_turns(request.input, request.target, self._limits)
-        except InvalidInput as exc:
-            raise InvalidRequest.from_input(exc) from None
-        policy = self._policies.resolve(
-            request.policy_id, request.policy, self._settings.max_policy_chars
-        )
+        large = _text_chars(request) > LARGE_TEXT_CHARS
+        if large:  # its CPU work waits for a turn of its own (see text_turns.py)
+            judged, policy = await self._large_texts.run(lambda: self._validate(request))
+        else:
+            judged, policy = self._validate(request)
+        turns, target = judged.turns, judged.target
+        hidden = _hidden_content(judged.hidden | policy.hidden)
         category_ids = policy.category_ids if self._settings.elicit_categories else ()
         decoding = self._decoding(category_ids)
         key = self._cache_key(turns, target, policy, category_ids, decoding)
@@ -168,7 +173,10 @@ class ModerationService:
         cached = decision is not None
         if decision is None:
             # Rendering (neutralising every turn) is only needed for the model: not on a hit.
-            messages = self._format.render(turns, policy, target, ask_categories=bool(category_ids))
+            def render() -> list[dict[str, str]]:
+                return self._format.render(turns, policy, target, ask_categories=bool(category_ids))
+
+            messages = await self._large_texts.run(render) if large else render()
             call = _ModelCall(messages, decoding.parameters, frozenset(category_ids))
             if request.cache:
                 decision = await self._single_flight(key, call, request_id)
@@ -176,7 +184,17 @@ class ModerationService:
                 decision = await self._decide(call, request_id)
 
         self._count_verdict(decision.verdict, target, policy.id)
-        return self._respond(request, request_id, decision, policy, cached, started)
+        return self._respond(request, request_id, decision, policy, cached, started, hidden)
+
+    def _validate(self, request: ModerationRequest) -> tuple[JudgedInput, Policy]:
+        try:
+            judged = resolve_input(request.input, request.target, self._limits)
+        except InvalidInput as exc:
+            raise InvalidRequest.from_input(exc) from None
+        policy = self._policies.resolve(
+            request.policy_id, request.policy, self._settings.max_policy_chars
+        )
+        return judged, policy
 
     def _policy_ref(self, policy: Policy) -> PolicyUsed:
         # Immutable and shared by every answer under that policy: built once per policy.
@@ -301,6 +319,7 @@ class ModerationService:
         policy: Policy,
         cached: bool,
         started: float,
+        hidden: tuple[str, ...],
     ) -> ModerationResult:
         fail_mode: FailMode | None = None
         if decision.verdict is Verdict.UNDETERMINED:
@@ -325,4 +344,21 @@ class ModerationService:
             ),
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
             fail_mode=fail_mode.value if fail_mode else None,
+            hidden_content=hidden,
         )
+
+
+def _text_chars(request: ModerationRequest) -> int:
+    """Characters of caller text the request's CPU work is proportional to."""
+    data = request.input
+    chars = len(data) if isinstance(data, str) else sum(len(message.content) for message in data)
+    return chars + len(request.policy or "")
+
+
+def _hidden_content(kinds: frozenset[HiddenKind]) -> tuple[str, ...]:
+    """The answer's `hidden_content`, each kind counted (almost always empty: no work)."""
+    if not kinds:
+        return ()
+    for kind in kinds:
+        _HIDDEN_CONTENT[kind].inc()
+    return tuple(sorted(kind.value for kind in kinds))
