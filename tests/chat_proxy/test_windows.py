@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -61,7 +62,7 @@ def test_windows_cover_the_reply_once_in_order_with_their_look_back() -> None:
     assert [w.index for w in windows] == list(range(len(windows)))
     assert "".join(TEXT[w.start : w.end] for w in windows) == TEXT
     assert windows[0].start == windows[0].context_start == 0
-    for previous, window in zip(windows, windows[1:], strict=False):
+    for previous, window in itertools.pairwise(windows):
         assert window.start == previous.end
         assert window.text == TEXT[window.context_start : window.end]
         assert 0 < window.start - window.context_start <= 15
