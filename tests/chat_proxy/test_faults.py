@@ -238,3 +238,22 @@ def test_api_keys_rate_limits_and_body_limits_apply(
     assert post(gateway, big, headers=authorised).status_code == 413
     # The caller's key stays in the gateway: the upstream never sees it.
     assert all("authorization" not in record.headers for record in standins.records)
+
+
+def test_a_client_that_gives_up_before_the_answer_starts_closes_the_upstream_connection(
+    make_gateway: GatewayFactory, standins: Standins
+) -> None:
+    gateway = make_gateway(
+        model_server_url=standins.guard_url, upstream_url=standins.llm_url,
+        upstream_read_timeout_seconds=60.0,
+    )  # fmt: skip
+    for calls, stream in enumerate((False, True), start=1):
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(
+                f"{gateway}/v1/chat/completions", json=chat_body("hang", stream=stream),
+                timeout=httpx.Timeout(30, read=0.5),
+            )  # fmt: skip
+        wait_for(lambda: len(standins.records) == calls, 5, "the upstream was called")  # noqa: B023
+        record = standins.records[-1]
+        # Long before the gateway's own 60 s read timeout.
+        wait_for(lambda: record.closed_early, 5, "upstream connection closed")  # noqa: B023
