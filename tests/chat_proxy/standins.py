@@ -67,6 +67,7 @@ class Standins:
         self.guard_delay = guard_delay
         self.guard_status = 200  # set to 500 to make the guard fail ...
         self.guard_fails_when = ""  # ... on prompts containing this ("Agent:": output checks only)
+        self.bench_reply = LONG_REPLY  # what the `bench` script streams (the benchmark's reply)
         self.records: list[UpstreamRecord] = []
         self.guard_prompts: list[str] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -104,7 +105,9 @@ class Standins:
         if script == "hang":  # accepts, never answers
             await self._until_closed(request, record)
             return web.Response(status=204)
-        reply = {"unsafe": UNSAFE_REPLY, "long": LONG_REPLY}.get(script, SAFE_REPLY)
+        reply = {"unsafe": UNSAFE_REPLY, "long": LONG_REPLY, "bench": self.bench_reply}.get(
+            script, SAFE_REPLY
+        )
         if not body.get("stream"):
             document = {
                 "id": "chatcmpl-standin", "object": "chat.completion", "created": 1,

@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rsafe_gateway.chat_proxy.windows import Window, WindowCutter, context_start, cut_point
+from rsafe_gateway.chat_proxy.windows import (
+    FIRST_WINDOW_MIN_CHARS,
+    Window,
+    WindowCutter,
+    context_start,
+    cut_point,
+)
 
 TEXT = "One two three. Four five six seven. Eight nine ten eleven twelve. Thirteen."
 
@@ -27,6 +33,13 @@ def test_a_window_ends_at_the_first_sentence_end_after_half_its_size() -> None:
     assert cut_point(TEXT, 0, 20, final=False) == 14
     # With size 40 the first sentence end is before 20: the next one (35) is taken.
     assert cut_point(TEXT, 0, 40, final=False) == len("One two three. Four five six seven.")
+
+
+def test_the_first_window_is_one_sentence_the_next_ones_half_a_window_or_more() -> None:
+    # The first sentence end after FIRST_WINDOW_MIN_CHARS, not after half the size (50).
+    assert FIRST_WINDOW_MIN_CHARS < 35 < 50
+    windows = cut_all(TEXT, 100, 0)
+    assert [(w.start, w.end) for w in windows] == [(0, 35), (35, len(TEXT))]
 
 
 def test_a_sentence_end_counts_only_once_the_next_character_is_there() -> None:

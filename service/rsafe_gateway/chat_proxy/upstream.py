@@ -54,10 +54,12 @@ _DONE = b"[DONE]"
 
 
 class UpstreamStream:
-    """An open streamed completion (status 200). `close()` drops the connection at once."""
+    """An open streamed completion (status 200). `close()` ends it: a stream read to its end
+    gives its connection back to the pool, any other is dropped at once (the upstream stops)."""
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
+        self._finished = False
 
     async def events(self) -> AsyncIterator[bytes]:
         """The `data:` payload of each Server-Sent Event, up to (not including) `[DONE]`."""
@@ -70,6 +72,7 @@ class UpstreamStream:
                         payload = b"\n".join(data)
                         data.clear()
                         if payload == _DONE:
+                            self._finished = True
                             return
                         yield payload
                     continue
@@ -85,13 +88,16 @@ class UpstreamStream:
             raise UpstreamError(
                 f"upstream LLM connection failed mid-stream: {type(exc).__name__}"
             ) from exc
+        self._finished = True  # a stream that ends without `[DONE]` is accepted, too
         if data and b"\n".join(data) != _DONE:
             yield b"\n".join(data)  # a last event without its blank line
-        # A stream that ends without `[DONE]` is accepted: not every server sends it.
 
     def close(self) -> None:
         # Synchronous on purpose: it runs in cancelled contexts (a client that went away).
-        self._response.close()
+        if self._finished:
+            self._response.release()  # reused only if aiohttp saw the body's end
+        else:
+            self._response.close()
 
 
 class UpstreamClient:

@@ -8,7 +8,9 @@ sentence split across two windows is judged whole in the second one. The judged 
 Where a window ends (its size is `size` characters at most):
 - at the FIRST sentence end (`.`, `!`, `?`, `…` followed by whitespace, the CJK full stops, or
   a line break) at least `size // 2` characters in, so a window closes (and its check starts)
-  as soon as a whole sentence is there, and windows are not tiny;
+  as soon as a whole sentence is there, and windows are not tiny. The first window needs only
+  FIRST_WINDOW_MIN_CHARS: under held release the client's first token waits for it, so it is
+  one sentence rather than half a window (one more check per reply);
 - with no sentence end by `size` characters: at the last whitespace after half the size, else
   exactly at `size` (a reply with no spaces);
 - when the reply is over: whatever is left is the last window.
@@ -26,6 +28,7 @@ _SENTENCE_END = re.compile(
     f"[.!?\u2026]+[{_CLOSERS}]*(?=\\s)|[\u3002\uff01\uff1f]+[{_CLOSERS}]*|\n"
 )
 _WHITESPACE = re.compile(r"\s")
+FIRST_WINDOW_MIN_CHARS = 24  # "Sure." or "1." alone are not worth a check of their own
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +44,15 @@ class Window:
         return self.end - self.start
 
 
-def cut_point(text: str, start: int, size: int, final: bool) -> int | None:
-    """Where the window that begins at `start` ends, or None until more text has arrived."""
+def cut_point(
+    text: str, start: int, size: int, final: bool, minimum: int | None = None
+) -> int | None:
+    """Where the window that begins at `start` ends, or None until more text has arrived.
+    `minimum` (default and at most: half the size) is the shortest window cut at a sentence end."""
     available = len(text) - start
     if available <= 0:
         return None
-    minimum = max(1, size // 2)
+    minimum = max(1, min(size // 2, minimum if minimum is not None else size))
     if available >= minimum:
         # `\n` or punctuation ending at or after `minimum`, within `size`: the first one wins.
         scan_from = start + minimum - 1
@@ -113,7 +119,8 @@ class WindowCutter:
         windows: list[Window] = []
         while True:
             local_start = self._start - self._base
-            end = cut_point(self._kept, local_start, self._size, final)
+            minimum = FIRST_WINDOW_MIN_CHARS if self._count == 0 else None
+            end = cut_point(self._kept, local_start, self._size, final, minimum)
             if end is None:
                 break
             context = context_start(self._kept, local_start, self._lookback)
