@@ -108,7 +108,7 @@ class Standins:
         reply = {"unsafe": UNSAFE_REPLY, "long": LONG_REPLY, "bench": self.bench_reply}.get(
             script, SAFE_REPLY
         )
-        if not body.get("stream"):
+        if not body.get("stream") or script == "ignores_stream":
             document = {
                 "id": "chatcmpl-standin", "object": "chat.completion", "created": 1,
                 "model": body.get("model"),

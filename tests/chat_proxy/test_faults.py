@@ -89,6 +89,14 @@ def test_the_upstreams_own_refusal_keeps_its_status_and_message(gateway: str) ->
     }
 
 
+def test_an_upstream_that_answers_json_to_a_stream_request_is_a_502(gateway: str) -> None:
+    response = post(gateway, chat_body("ignores_stream"))
+    assert response.status_code == 502
+    assert error_of(response)["message"] == (
+        "upstream LLM did not stream (answered application/json)"
+    )
+
+
 def test_an_upstream_that_stalls_mid_stream_ends_the_stream_with_an_error(
     gateway: str, standins: Standins
 ) -> None:

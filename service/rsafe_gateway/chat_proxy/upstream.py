@@ -146,6 +146,10 @@ class UpstreamClient:
     async def open_stream(self, body: dict[str, Any], request_id: str) -> UpstreamStream:
         """POST a streamed completion; returns once the upstream answered 200."""
         response = await self._post(body, request_id)
+        if response.content_type != "text/event-stream":
+            # E.g. a server that ignores `stream`: its JSON would read as an empty stream.
+            response.close()
+            raise UpstreamError(f"upstream LLM did not stream (answered {response.content_type})")
         return UpstreamStream(response)
 
     async def complete(self, body: dict[str, Any], request_id: str) -> tuple[bytes, dict[str, Any]]:
