@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from rsafe_core.formats import guard_format
 
-from . import __version__
+from . import __version__, chat_proxy
 from .access_log import AccessLogMiddleware
 from .auth import ApiKeyAuthenticator
 from .backend import BackendConfig, ModelBackend
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.backend = backend
         app.state.cache = cache
         app.state.service = ModerationService(settings, backend, cache, policy_store)
+        app.state.chat_proxy = chat_proxy.open_proxy(settings, app.state.service)
         app.state.shutting_down = False
         watcher = _start_policy_reloading(policy_store, settings.policy_reload_interval_seconds)
         try:
@@ -110,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
+            if app.state.chat_proxy is not None:
+                await app.state.chat_proxy.close()
             await backend.close()
             await cache.close()
             access_log.flush()
@@ -126,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(policies.router)
     app.include_router(health.router)
     app.include_router(playground.router)
+    chat_proxy.install_routes(app, settings)  # POST /v1/chat/completions, if an upstream is set
     install_exception_handlers(app)
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
     # Added last = outermost: the access log gives the request its id before anything else runs.

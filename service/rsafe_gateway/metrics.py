@@ -109,6 +109,46 @@ BUILD_INFO = Gauge(
 )  # fmt: skip
 
 
+# The guarded chat proxy (POST /v1/chat/completions).
+PROXY_ADDED_TTFT = Histogram(
+    "rsafe_proxy_added_ttft_seconds",
+    "Time to first token the proxy adds: the client's wait for the first released token minus "
+    "the upstream's own time to its first token.",
+    buckets=LATENCY_BUCKETS,
+)  # fmt: skip
+PROXY_OUTPUT_CHECKS = Histogram(
+    "rsafe_proxy_output_checks_per_reply", "Window checks run on one reply.",
+    buckets=(0, 1, 2, 4, 8, 16, 32, 64, 128, 256),
+)  # fmt: skip
+PROXY_CUTS = Counter(
+    "rsafe_proxy_cuts", "Replies stopped by a check, by stage (input, output) and reason "
+    "(unsafe, fail_closed).", ["stage", "reason"],
+)  # fmt: skip
+PROXY_MARKS = Counter(
+    "rsafe_proxy_fail_open_marks", "Replies released under fail-open although a check gave no "
+    "verdict, by stage.", ["stage"],
+)  # fmt: skip
+PROXY_HELD_BACK_BYTES = Histogram(
+    "rsafe_proxy_held_back_bytes",
+    "Most reply bytes (UTF-8) held back at once, waiting on a check, per reply.",
+    buckets=(0, 64, 256, 1024, 4096, 16384, 65536, 262144),
+)  # fmt: skip
+PROXY_WITHHELD_BYTES = Counter(
+    "rsafe_proxy_withheld_bytes", "Reply bytes (UTF-8) never released because of a cut."
+)
+PROXY_UPSTREAM_ERRORS = Counter(
+    "rsafe_proxy_upstream_errors", "Failed upstream LLM calls, by kind (unavailable, timeout, "
+    "5xx, rejected).", ["kind"],
+)  # fmt: skip
+PROXY_CHECKS_IN_FLIGHT = Gauge(
+    "rsafe_proxy_checks_in_flight", "Proxy checks waiting for the guard right now.",
+    multiprocess_mode="livesum",
+)  # fmt: skip
+PROXY_CLIENT_GONE = Counter(
+    "rsafe_proxy_client_disconnects", "Proxy requests whose client went away before the end."
+)
+
+
 def render_latest() -> tuple[bytes, str]:
     """The exposition text for `/metrics`, aggregated across workers in multiprocess mode."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

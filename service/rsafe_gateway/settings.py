@@ -21,6 +21,20 @@ class FailMode(StrEnum):
     OPEN = "open"  # let it through, but say so in the answer and in metrics
 
 
+class InputCheck(StrEnum):
+    """When the chat proxy judges the last user turn, relative to calling the upstream LLM."""
+
+    SEQUENTIAL = "sequential"  # first the check, then the upstream call: no tokens spent on a no
+    PARALLEL = "parallel"  # both at once; nothing is released before the check says safe
+
+
+class OutputRelease(StrEnum):
+    """How the chat proxy releases the upstream's reply to the client."""
+
+    HELD = "held"  # a window reaches the client only once judged safe
+    OPTIMISTIC = "optimistic"  # at once; a failed check cuts the rest (what was sent stays sent)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RSAFE_", env_file=".env", extra="ignore")
 
@@ -113,6 +127,19 @@ class Settings(BaseSettings):
     # A dead cache slows answers but never fails them; set false to stay ready without Redis.
     readiness_requires_cache: bool = True
 
+    # Guarded chat proxy (POST /v1/chat/completions): off unless an upstream LLM is configured.
+    upstream_url: str | None = None  # the app's own OpenAI-compatible LLM server
+    upstream_api_key: str | None = None
+    upstream_connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Longest silence from the upstream: before its answer starts, and between two stream chunks.
+    upstream_read_timeout_seconds: float = Field(default=60.0, gt=0)
+    proxy_input_check: InputCheck = InputCheck.SEQUENTIAL
+    proxy_output_release: OutputRelease = OutputRelease.HELD
+    proxy_window_chars: int = Field(default=300, ge=20, le=8000)
+    proxy_lookback_chars: int = Field(default=600, ge=0, le=16000)
+    proxy_input_policy_id: str | None = None  # None: RSAFE_DEFAULT_POLICY_ID
+    proxy_output_policy_id: str | None = None  # None: the input check's policy
+
     def key_hashes(self) -> frozenset[str]:
         """The configured API-key hashes (lowercase hex), from the setting and the file."""
         raw = self.api_key_hashes.replace(",", "\n")
@@ -130,6 +157,10 @@ class Settings(BaseSettings):
         "policy_dir",
         "redis_url",
         "api_key_hashes_file",
+        "upstream_url",
+        "upstream_api_key",
+        "proxy_input_policy_id",
+        "proxy_output_policy_id",
         mode="before",
     )
     @classmethod
@@ -137,10 +168,10 @@ class Settings(BaseSettings):
         # `RSAFE_REDIS_URL=` disables the cache; likewise an empty path or key is "not set".
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("model_server_url")
+    @field_validator("model_server_url", "upstream_url")
     @classmethod
-    def _strip_trailing_slash(cls, value: str) -> str:
-        return value.rstrip("/")
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value is not None else None
 
 
 @lru_cache(maxsize=1)
