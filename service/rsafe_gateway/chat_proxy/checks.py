@@ -14,13 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from rsafe_core.turns import Role, Target
+from rsafe_core.verdict import Verdict
+
 from ..errors import BackendError, GatewayError, Overloaded
 from ..metrics import PROXY_CHECKS_IN_FLIGHT
-from ..prompt import Role, Target
 from ..protocol import Message, ModerationRequest, PolicyRef
 from ..service import ModerationService
 from ..settings import FailMode
-from ..verdict import Verdict
 from .protocol import CutReason, GuardDecision, Stage
 
 

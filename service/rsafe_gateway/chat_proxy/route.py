@@ -17,10 +17,11 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import ValidationError
+from rsafe_core.errors import InvalidInput
+from rsafe_core.turns import check_encodable
 from starlette.responses import Response
 from starlette.types import Receive
 
-from ..conversation import check_encodable
 from ..errors import InvalidRequest
 from ..routes.json_body import json_body_openapi
 from ..routes.moderation import ERROR_RESPONSES
@@ -52,7 +53,10 @@ def _last_user_text(request: ChatCompletionRequest, max_chars: int) -> str:
             raise InvalidRequest("the last user message has no text to check", param=param)
         if len(text) > max_chars:
             raise InvalidRequest(f"'{param}' is longer than {max_chars} characters", param=param)
-        check_encodable(text, param)
+        try:
+            check_encodable(text, param)
+        except InvalidInput as exc:
+            raise InvalidRequest.from_input(exc) from None
         return text
     raise InvalidRequest("the conversation has no user message", param="messages")
 
