@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -301,3 +302,20 @@ def test_normalise_refuses_text_that_expands_past_the_limit() -> None:
 def test_inline_policy_categories_are_read_from_the_judged_text() -> None:
     policy = inline_policy(normalise("Ｘ1 - Spam").text)
     assert [category.id for category in policy.categories] == ["X1"]
+
+
+def test_the_text_benchmark_runs_and_reports_every_shape(tmp_path: Path) -> None:
+    out = tmp_path / "bench_text.json"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_text.py"), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = orjson.loads(out.read_bytes())["rows"]
+    assert len(rows) >= 10
+    for row in rows:
+        for size in (1_000, 32_000):
+            assert row[f"validate_us_per_kb_{size}"] > 0, row
+        assert row["render_us_per_kb_1000"] is None or row["render_us_per_kb_1000"] > 0, row
