@@ -24,6 +24,10 @@ POLICY = PolicyUsed(id="rsafe-default", version="1", sha256="ab" * 32)
             "mod-3", Verdict.UNDETERMINED, True, [], None, POLICY, "rsafe", False,
             TokenUsage(0, 0), 5001.0, fail_mode="closed",
         ),
+        ModerationResult(
+            "mod-4", Verdict.UNSAFE, True, [], None, POLICY, "rsafe", False, TokenUsage(9, 3), 1.0,
+            hidden_content=("bidi_controls", "tag_characters"),
+        ),
     ],
 )  # fmt: skip
 def test_serialises_to_what_the_contract_documents(result: ModerationResult) -> None:

@@ -36,7 +36,7 @@ UNSAFE_COMPLETION = "<think>ok</think>\\boxed{unsafe}"
 ANSWER_FIELDS = frozenset(
     {
         "id", "verdict", "flagged", "categories", "reasoning", "policy", "model", "cached",
-        "usage", "latency_ms", "fail_mode",
+        "usage", "latency_ms", "fail_mode", "hidden_content",
     }
 )  # fmt: skip
 
