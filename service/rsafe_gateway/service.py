@@ -21,6 +21,7 @@ from .backend import ModelBackend
 from .breaker import CircuitBreaker
 from .cache import DecisionCache, cache_key
 from .conversation import InputLimits, resolve_turns
+from .decision_log.record import INTERNAL_CONTEXT, DecisionContext, DecisionSink
 from .errors import BackendError, BackendTimeout
 from .limiter import ConcurrencyLimiter
 from .metrics import (
@@ -101,8 +102,10 @@ class ModerationService:
         backend: ModelBackend,
         cache: DecisionCache,
         policies: PolicyStore,
+        decision_log: DecisionSink | None = None,
     ) -> None:
         self._settings = settings
+        self._decision_log = decision_log
         self._backend = backend
         self._cache = cache
         self._policies = policies
@@ -154,12 +157,16 @@ class ModerationService:
         wanted = self._settings.openai_policy_id
         return wanted if self._policies.get(wanted) is not None else self._policies.default_id
 
-    async def moderate(self, request: ModerationRequest, request_id: str) -> ModerationResult:
+    async def moderate(
+        self,
+        request: ModerationRequest,
+        request_id: str,
+        context: DecisionContext = INTERNAL_CONTEXT,
+    ) -> ModerationResult:
         started = time.perf_counter()
         turns, target = resolve_turns(request.input, request.target, self._limits)
-        policy = self._policies.resolve(
-            request.policy_id, request.policy, self._settings.max_policy_chars
-        )
+        policy_id = context.principal.policy_for(request.policy_id, request.policy is not None)
+        policy = self._policies.resolve(policy_id, request.policy, self._settings.max_policy_chars)
         category_ids = policy.category_ids if self._settings.elicit_categories else ()
         decoding = self._decoding(category_ids)
         key = self._cache_key(turns, target, policy, category_ids, decoding)
@@ -182,7 +189,15 @@ class ModerationService:
                 decision = await self._decide(call, request_id)
 
         self._count_verdict(decision.verdict, target, policy.id)
-        return self._respond(request, request_id, decision, policy, cached, started)
+        result = self._respond(request, request_id, decision, policy, cached, started)
+        if self._decision_log is not None:
+            # Enqueued only (best_effort); `required` waits for the row or raises a 503.
+            written = self._decision_log.submit(
+                request, result, target, decision.reasoning, decision.failure, context
+            )
+            if written is not None:
+                await written
+        return result
 
     def _policy_ref(self, policy: Policy) -> PolicyUsed:
         # Immutable and shared by every answer under that policy: built once per policy.
