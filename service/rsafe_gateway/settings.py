@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     # Decisions waiting to be written (what survives a PostgreSQL outage in best_effort).
     decision_log_buffer: int = Field(default=100_000, ge=1)
     decision_log_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # best_effort: rows gather this long before a batch is written (required writes at once).
+    decision_log_flush_seconds: float = Field(default=0.2, ge=0, le=10)
     # required mode: how long an answer may wait for its row before it is a 503.
     decision_log_write_timeout_seconds: float = Field(default=5.0, gt=0)
     decision_log_retention_days: int = Field(default=90, ge=1)

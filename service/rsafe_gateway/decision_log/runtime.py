@@ -42,6 +42,7 @@ class DecisionLog:
             batch_size=settings.decision_log_batch_size,
             write_timeout_seconds=timeout,
             store_content=settings.decision_log_store_content,
+            flush_seconds=settings.decision_log_flush_seconds,
         )
         self.store = DecisionStore(self.pool, timeout)
         self.appeals: ModerationService | None = None  # set by the app (it owns the backends)

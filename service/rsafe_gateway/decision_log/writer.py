@@ -1,7 +1,11 @@
-"""The background writer: decisions go into a bounded in-memory buffer; one task COPYs them out.
+"""The background writer: decisions go into a bounded in-memory buffer; one task writes them out.
 
 The request path only builds the row and puts it in the buffer (a few microseconds). The writer
-takes up to `batch_size` rows at a time and writes them with one COPY in one transaction.
+takes up to `batch_size` rows at a time and writes them in one INSERT of one JSON parameter
+(`jsonb_populate_recordset`): orjson turns the rows into JSON in C (~1 µs a row), where COPY's
+per-row adaptation in Python measured ~12 µs of the gateway's CPU a row. In
+best_effort it first lets `flush_seconds` pass after the first row, so a busy gateway writes few
+large batches (measured: one transaction per decision cost ~15% of a cache hit's CPU).
 
 - best_effort: a failed write keeps its batch and retries (backoff up to 1 s) until PostgreSQL is
   back; new decisions wait in the buffer meanwhile. A full buffer drops the new decision, counted in
@@ -18,8 +22,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable
 
+import orjson
 import psycopg
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..errors import DecisionLogUnavailable
@@ -37,7 +41,11 @@ from .record import COLUMNS, DecisionContext, DecisionRecord, build_record
 
 logger = logging.getLogger("rsafe_gateway.decision_log")
 
-_COPY = f"COPY decisions ({', '.join(COLUMNS)}) FROM STDIN"
+_COLUMN_LIST = ", ".join(COLUMNS)
+_INSERT = (
+    f"INSERT INTO decisions ({_COLUMN_LIST}) "  # noqa: S608 (constant column names)
+    f"SELECT {_COLUMN_LIST} FROM jsonb_populate_recordset(NULL::decisions, %s::jsonb)"
+)
 _RETRY_FIRST_SECONDS = 0.05
 _RETRY_MAX_SECONDS = 1.0
 # What a failed write raises: the server is down or restarting, the pool cannot connect in time.
@@ -45,13 +53,6 @@ WRITE_FAILURES = (psycopg.Error, PoolTimeout, OSError)
 
 _Pending = tuple[DecisionRecord, "asyncio.Future[None] | None"]
 _DROPPED_FULL = DECISIONS_DROPPED.labels("buffer_full")
-
-
-def _row(record: DecisionRecord) -> list[object]:
-    row: list[object] = [getattr(record, column) for column in COLUMNS]
-    if record.content is not None:
-        row[COLUMNS.index("content")] = Jsonb(record.content)
-    return row
 
 
 def _fail(waiter: asyncio.Future[None] | None, error: DecisionLogUnavailable) -> None:
@@ -70,9 +71,12 @@ class DecisionWriter:
         batch_size: int,
         write_timeout_seconds: float,
         store_content: bool,
+        flush_seconds: float = 0.0,
     ) -> None:
         self._pool = pool
         self._required = mode is DecisionLogMode.REQUIRED
+        # An answer in required mode waits for its row: no lingering there.
+        self._linger = 0.0 if self._required else flush_seconds
         self._batch_size = batch_size
         self._write_timeout = write_timeout_seconds
         self._store_content = store_content
@@ -131,6 +135,9 @@ class DecisionWriter:
         self._ready.set()
         while True:
             batch = [await self._queue.get()]
+            if self._linger:
+                # Let a batch gather: one transaction per batch, and no wake-up per decision.
+                await asyncio.sleep(self._linger)
             while len(batch) < self._batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             DECISION_LOG_BUFFERED.set(self._queue.qsize())
@@ -146,7 +153,7 @@ class DecisionWriter:
         delay = _RETRY_FIRST_SECONDS
         while True:
             try:
-                await self._copy([record for record, _ in batch])
+                await self._insert([record for record, _ in batch])
             except WRITE_FAILURES as exc:
                 DECISION_LOG_ERRORS.inc()
                 logger.warning("decision log write failed (%d rows): %s", len(batch), exc)
@@ -166,14 +173,10 @@ class DecisionWriter:
                     waiter.set_result(None)
             return
 
-    async def _copy(self, records: list[DecisionRecord]) -> None:
-        async with (
-            self._pool.connection(timeout=self._write_timeout) as connection,
-            connection.cursor() as cursor,
-            cursor.copy(_COPY) as copy,
-        ):
-            for record in records:
-                await copy.write_row(_row(record))
+    async def _insert(self, records: list[DecisionRecord]) -> None:
+        rows = orjson.dumps(records).decode()
+        async with self._pool.connection(timeout=self._write_timeout) as connection:
+            await connection.execute(_INSERT, [rows])
 
     async def close(self, timeout_seconds: float) -> None:
         """Write what is buffered (up to `timeout_seconds`), then stop; the rest is counted."""
