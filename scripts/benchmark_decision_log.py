@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -37,6 +38,8 @@ from standins import VALID_COMPLETION, standin_server
 LEVELS_FULL = ((1, 4, 500), (64, 4, 3000))  # (clients, rounds, requests per round and path)
 LEVELS_QUICK = ((1, 2, 100), (64, 2, 500))
 PROMPTS = 64
+# RSAFE_* settings of this run, for both gateways (e.g. RSAFE_DECISION_LOG_FLUSH_SECONDS).
+EXTRA_ENV = {k: v for k, v in os.environ.items() if k.startswith("RSAFE_")}
 
 
 def start_gateway(stack: Stack, name: str, model_url: str, database_url: str | None) -> str:
@@ -49,6 +52,7 @@ def start_gateway(stack: Stack, name: str, model_url: str, database_url: str | N
         "RSAFE_MODEL_SERVER_URL": model_url,
         "RSAFE_REDIS_URL": "",
         "RSAFE_DATABASE_URL": database_url or "",
+        **EXTRA_ENV,
     }
     stack.spawn(name, [sys.executable, "-m", "rsafe_gateway"], env)
     url = f"http://127.0.0.1:{port}"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
 
 from psycopg_pool import AsyncConnectionPool
 
 from ..service import ModerationService
 from ..settings import Settings
-from .migrate import migrate
 from .retention import Retention, run_retention
 from .store import DecisionStore
 from .writer import DecisionWriter
@@ -18,6 +19,22 @@ from .writer import DecisionWriter
 logger = logging.getLogger("rsafe_gateway.decision_log")
 
 _MIGRATE_RETRY_MAX_SECONDS = 5.0
+
+
+async def _migrate_in_child_process(database_url: str) -> None:
+    """`migrate.py` in a child process (see there why); its output in the error if it fails."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "rsafe_gateway.decision_log.migrate",
+        env={**os.environ, "RSAFE_DATABASE_URL": database_url},  # not argv: `ps` would show it
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    if process.returncode != 0:
+        lines = output.decode(errors="replace").strip().splitlines()
+        raise RuntimeError(lines[-1] if lines else f"exit code {process.returncode}")
 
 
 class DecisionLog:
@@ -59,7 +76,7 @@ class DecisionLog:
         delay = 0.1
         while self.settings.database_migrate_on_start:
             try:
-                await asyncio.to_thread(migrate, self._database_url)
+                await _migrate_in_child_process(self._database_url)
                 break
             except Exception as exc:  # down, restarting, or a broken migration: logged, retried
                 logger.error("decision log migration failed, retrying: %s", exc)

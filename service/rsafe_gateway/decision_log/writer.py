@@ -182,9 +182,10 @@ class DecisionWriter:
         """Write what is buffered (up to `timeout_seconds`), then stop; the rest is counted."""
         if self._task is None:
             return
-        if self._ready.is_set() and not self._task.done():
+        if not self._task.done():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout_seconds):
+                    await self._ready.wait()  # a gateway stopped during its migration
                     await self._queue.join()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
