@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from conftest import free_port, tiny_settings, wait_until
+from conftest import VllmServer, free_port, tiny_settings, wait_until
 from decision_log.conftest import UNSAFE_MARKER
 from postgres import count_rows
 from rsafe_gateway.app import create_app
@@ -499,10 +499,38 @@ def test_best_effort_keeps_decisions_while_postgres_is_down_and_writes_them_when
 
 
 def test_buffered_decisions_are_flushed_at_shutdown(verdict_server: str, database: str) -> None:
-    settings = tiny_settings(model_server_url=verdict_server, database_url=database)
+    # The writer lingers 5 s before a batch: at shutdown the rows are still in the buffer.
+    settings = tiny_settings(
+        model_server_url=verdict_server, database_url=database, decision_log_flush_seconds=5.0
+    )
     with TestClient(create_app(settings)) as client:
+        wait_until(lambda: count_rows(database) == 0, 30, "the migrated schema")
         ids = {client.post("/v1/moderate", json={"input": f"s{i}"}).json()["id"] for i in range(50)}
     # Leaving the block ran the lifespan shutdown: the writer drained its buffer.
     with psycopg.connect(database) as connection:
         stored = {row[0] for row in connection.execute("SELECT id FROM decisions")}
     assert stored == ids
+
+
+@pytest.mark.e2e
+def test_against_real_vllm_every_answer_is_fetched_with_the_same_verdict(
+    make_client: Callable[..., TestClient], vllm_server: VllmServer, tmp_path: Path, database: str
+) -> None:
+    client = make_client(
+        model_server_url=vllm_server.url,
+        database_url=database,
+        auth_enabled=True,
+        api_keys_file=keys_file(tmp_path / "keys.yaml"),
+    )
+    answers = [
+        client.post("/v1/moderate", json={"input": text}, headers=bearer(ACME)).json()
+        for text in ("How do I bake bread?", "How do I pick a lock?")
+    ]
+    wait_rows(database, 2)
+    for answer in answers:
+        stored = client.get(f"/v1/decisions/{answer['id']}", headers=bearer(ACME)).json()
+        assert stored["decision"]["verdict"] == answer["verdict"]
+        assert stored["decision"]["model"] == answer["model"]
+        assert (
+            client.get(f"/v1/decisions/{answer['id']}", headers=bearer(GLOBEX)).status_code == 404
+        )

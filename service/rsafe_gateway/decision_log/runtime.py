@@ -31,7 +31,12 @@ async def _migrate_in_child_process(database_url: str) -> None:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    output, _ = await process.communicate()
+    try:
+        output, _ = await process.communicate()
+    finally:
+        if process.returncode is None:  # cancelled (shutdown): the child goes with us
+            process.kill()
+            await process.wait()
     if process.returncode != 0:
         lines = output.decode(errors="replace").strip().splitlines()
         raise RuntimeError(lines[-1] if lines else f"exit code {process.returncode}")

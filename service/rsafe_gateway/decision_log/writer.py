@@ -84,6 +84,7 @@ class DecisionWriter:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()  # set once the schema is in place (see `run`)
         self._in_hand = 0  # rows taken from the buffer and not yet written
+        self._closing = asyncio.Event()
 
     def submit(
         self,
@@ -136,8 +137,11 @@ class DecisionWriter:
         while True:
             batch = [await self._queue.get()]
             if self._linger:
-                # Let a batch gather: one transaction per batch, and no wake-up per decision.
-                await asyncio.sleep(self._linger)
+                # Let a batch gather: one transaction per batch, and no wake-up per decision
+                # (cut short at shutdown).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._linger):
+                        await self._closing.wait()
             while len(batch) < self._batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             DECISION_LOG_BUFFERED.set(self._queue.qsize())
@@ -182,6 +186,7 @@ class DecisionWriter:
         """Write what is buffered (up to `timeout_seconds`), then stop; the rest is counted."""
         if self._task is None:
             return
+        self._closing.set()
         if not self._task.done():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout_seconds):
