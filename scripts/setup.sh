@@ -11,10 +11,12 @@ PYTHON=${PYTHON:-python3}
 VLLM_VERSION=0.32.0
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
-# Debian packages: Redis for the cache; Prometheus (server + promtool) for the observability tests.
+# Debian packages: Redis for the cache; PostgreSQL for the decision log; Prometheus (server +
+# promtool) for the observability tests.
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 { command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)
+command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)  # the decision log's tests
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=""; fi

@@ -12,6 +12,9 @@ scripts/install-browser.sh   # Debian's chromium + chromedriver for the playgrou
 echo "[test] ruff";  .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "[test] mypy";  .venv/bin/mypy
 echo "[test] pytest"
+# The decision-log tests use PostgreSQL on 127.0.0.1:5432 (each makes and drops its own database).
+pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect \
+  "$(ls /etc/postgresql | sort -V | tail -1)" main start
 set +e
 .venv/bin/pytest "$@"
 status=$?

@@ -21,6 +21,9 @@ from .auth import ApiKeyAuthenticator
 from .backend import BackendConfig, ModelBackend
 from .body_limit import BodyLimitMiddleware
 from .cache import DecisionCache, connect_redis
+from .decision_log import routes as decision_routes
+from .decision_log.appeal import build_appeal_service
+from .decision_log.runtime import DecisionLog
 from .exception_handlers import install_exception_handlers
 from .guard import ApiGuardMiddleware
 from .logging_setup import AccessLineWriter, configure_logging
@@ -31,6 +34,7 @@ from .routes import health, moderation, playground, policies
 from .routes.json_body import add_request_body_schemas
 from .service import ModerationService
 from .settings import Settings, get_settings
+from .tenants import TenantDirectory
 
 logger = logging.getLogger("rsafe_gateway")
 
@@ -42,15 +46,39 @@ def build_policy_store(settings: Settings) -> PolicyStore:
     return PolicyStore(directories, settings.default_policy_id)
 
 
-def _start_policy_reloading(store: PolicyStore, interval: float) -> asyncio.Task[None] | None:
-    """SIGHUP reloads the policies; so does a file change, checked every `interval` seconds."""
+def _start_policy_reloading(
+    store: PolicyStore, interval: float, keys: TenantDirectory | None
+) -> list[asyncio.Task[None]]:
+    """SIGHUP reloads the policies (and the keys file); so does a file change, checked every
+    `interval` seconds."""
     loop = asyncio.get_running_loop()
+
+    def reload_all() -> None:
+        store.reload()
+        if keys is not None:
+            keys.reload()
+
     # Only possible in the main thread (a real server); an in-process test client has the watcher.
     with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-        loop.add_signal_handler(signal.SIGHUP, store.reload)
+        loop.add_signal_handler(signal.SIGHUP, reload_all)
     if interval <= 0:
-        return None
-    return asyncio.create_task(store.watch(interval), name="policy-watcher")
+        return []
+    watchers = [asyncio.create_task(store.watch(interval), name="policy-watcher")]
+    if keys is not None:
+        watchers.append(asyncio.create_task(keys.watch(interval), name="keys-watcher"))
+    return watchers
+
+
+async def _start_decision_log(
+    settings: Settings, backend: ModelBackend, cache: DecisionCache, policies: PolicyStore
+) -> tuple[DecisionLog | None, ModelBackend | None]:
+    """The decision log when RSAFE_DATABASE_URL is set, with its appeal service."""
+    if settings.database_url is None:
+        return None, None
+    decision_log = DecisionLog(settings, settings.database_url)
+    decision_log.appeals, appeal_backend = build_appeal_service(settings, backend, cache, policies)
+    await decision_log.start()
+    return decision_log, appeal_backend
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -59,7 +87,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_level)
     policy_store = build_policy_store(settings)
     # Read and checked at start-up: a malformed hash file stops the gateway, it is not ignored.
-    authenticator = ApiKeyAuthenticator(settings.key_hashes()) if settings.auth_enabled else None
+    if settings.api_keys_file is not None and not settings.auth_enabled:
+        raise ValueError("RSAFE_API_KEYS_FILE is set but RSAFE_AUTH_ENABLED is false")
+    authenticator = (
+        ApiKeyAuthenticator(settings.key_hashes(), settings.api_keys_file)
+        if settings.auth_enabled
+        else None
+    )
+    # Per-key rate limits need the limiter even without a gateway-wide one.
+    rate_limited = settings.rate_limit_per_second > 0 or settings.api_keys_file is not None
     template_version = guard_format(settings.model_family).template_version
     BUILD_INFO.labels(__version__, settings.model_name, template_version).set(1)
     access_log = AccessLineWriter("rsafe_gateway.access", settings.access_log_flush_seconds)
@@ -94,25 +130,43 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 redis,
                 settings.cache_key_prefix,
             )
-            if settings.rate_limit_per_second > 0
+            if rate_limited
             else None
         )
         app.state.backend = backend
         app.state.cache = cache
-        app.state.service = ModerationService(settings, backend, cache, policy_store)
+        decision_log, appeal_backend = await _start_decision_log(
+            settings, backend, cache, policy_store
+        )
+        app.state.decision_log = decision_log
+        app.state.service = ModerationService(
+            settings,
+            backend,
+            cache,
+            policy_store,
+            decision_log=decision_log.writer if decision_log is not None else None,
+        )
         app.state.chat_proxy = chat_proxy.open_proxy(settings, app.state.service)
         app.state.shutting_down = False
-        watcher = _start_policy_reloading(policy_store, settings.policy_reload_interval_seconds)
+        watchers = _start_policy_reloading(
+            policy_store,
+            settings.policy_reload_interval_seconds,
+            authenticator.directory if authenticator is not None else None,
+        )
         try:
             yield
         finally:
             app.state.shutting_down = True
-            if watcher is not None:
+            for watcher in watchers:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
             if app.state.chat_proxy is not None:
                 await app.state.chat_proxy.close()
+            if decision_log is not None:
+                await decision_log.close()  # flushes the buffered decisions
+            if appeal_backend is not None:
+                await appeal_backend.close()
             await backend.close()
             await cache.close()
             access_log.flush()
@@ -130,10 +184,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(playground.router)
     chat_proxy.install_routes(app, settings)  # POST /v1/chat/completions, if an upstream is set
+    app.include_router(decision_routes.router)
     install_exception_handlers(app)
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
     # Added last = outermost: the access log gives the request its id before anything else runs.
-    if authenticator is not None or settings.rate_limit_per_second > 0:
+    if authenticator is not None or rate_limited:
         app.add_middleware(
             ApiGuardMiddleware, authenticator=authenticator, metrics_auth=settings.metrics_auth
         )

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .decision_log.record import INTERNAL_CONTEXT, DecisionContext
 from .errors import GatewayError, InvalidRequest
 from .protocol import ModerationRequest
 from .result import ModerationResult
@@ -23,7 +24,11 @@ def _error_item(exc: GatewayError) -> dict[str, Any]:
 
 
 async def moderate_batch(
-    service: ModerationService, items: list[dict[str, Any]], batch_id: str, max_items: int
+    service: ModerationService,
+    items: list[dict[str, Any]],
+    batch_id: str,
+    max_items: int,
+    context: DecisionContext = INTERNAL_CONTEXT,
 ) -> list[ModerationResult | dict[str, Any]]:
     if not items:
         raise InvalidRequest("'items' must not be empty", param="items")
@@ -36,7 +41,7 @@ async def moderate_batch(
         except ValidationError as exc:
             return _error_item(invalid_request_from(exc.errors(), prefix=f"items[{index}]"))
         try:
-            result = await service.moderate(request, f"{batch_id}-{index}")
+            result = await service.moderate(request, f"{batch_id}-{index}", context)
         except GatewayError as exc:
             if exc.param is not None:  # name the field as it is in the batch
                 exc.param = f"items[{index}].{exc.param}"

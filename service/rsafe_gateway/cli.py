@@ -7,6 +7,7 @@
     rsafe moderate - < items.jsonl > results.jsonl             # bulk: also `--jsonl`
     rsafe policies [ID] [--json]
     rsafe eval ...                                              # see `rsafe eval --help`
+    rsafe decisions migrate|export                              # the decision log (PostgreSQL)
 
 Every command takes `--url` (env RSAFE_URL, default http://127.0.0.1:8080), `--api-key` (env
 RSAFE_API_KEY, sent as `Authorization: Bearer …`) and `--timeout`.
@@ -52,6 +53,7 @@ from .client import (
     RSafeError,
     moderation_payload,
 )
+from .decision_log.cli import decisions_app
 from .evaluation.cli import eval_app
 from .protocol import ModerationResponse, PolicyDetail, PolicyList
 
@@ -70,6 +72,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(eval_app, name="eval")
+app.add_typer(decisions_app, name="decisions")
 
 UrlOption = Annotated[
     str,

@@ -5,8 +5,10 @@
     │   └── NotFound            404 invalid_request   (an unknown resource in the URL path)
     ├── PayloadTooLarge         413 payload_too_large
     ├── Unauthorized            401 unauthorized
+    ├── Forbidden               403 forbidden         (the key lacks the scope or the policy)
     ├── RateLimited             429 rate_limited      (carries Retry-After)
     ├── Overloaded              503 backend_unavailable (the gateway's own queue is full)
+    ├── DecisionLogUnavailable  503 backend_unavailable (required decision log cannot write)
     └── BackendError            502 backend_error     (model server answered 5xx or nonsense)
         ├── BackendUnavailable  503 backend_unavailable (refused / unreachable / breaker open)
         └── BackendTimeout      504 backend_timeout
@@ -62,6 +64,11 @@ class Unauthorized(GatewayError):
         return {"WWW-Authenticate": "Bearer"}
 
 
+class Forbidden(GatewayError):
+    status_code = 403
+    error_type = "forbidden"
+
+
 class RateLimited(GatewayError):
     status_code = 429
     error_type = "rate_limited"
@@ -76,6 +83,13 @@ class RateLimited(GatewayError):
 
 
 class Overloaded(GatewayError):
+    status_code = 503
+    error_type = "backend_unavailable"
+
+
+class DecisionLogUnavailable(GatewayError):
+    """RSAFE_DECISION_LOG_MODE=required and the decision could not be written: not answered."""
+
     status_code = 503
     error_type = "backend_unavailable"
 

@@ -14,6 +14,7 @@ from .auth import ApiKeyAuthenticator
 from .errors import GatewayError
 from .rate_limit import RateLimiter
 from .responses import error_response
+from .tenants import RateLimit
 
 
 class ApiGuardMiddleware:
@@ -32,24 +33,26 @@ class ApiGuardMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            caller = self._caller(scope)
+            caller, own_limit = self._caller(scope)
             limiter: RateLimiter | None = scope["app"].state.rate_limiter
             if is_api and limiter is not None:
-                await limiter.check(caller)
+                await limiter.check(caller, own_limit)
         except GatewayError as exc:
             await error_response(exc)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
-    def _caller(self, scope: Scope) -> str:
+    def _caller(self, scope: Scope) -> tuple[str, RateLimit | None]:
         if self.authenticator is None:
             client = scope.get("client")
-            return str(client[0]) if client else "unknown"
+            return (str(client[0]) if client else "unknown"), None
         authorization = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
                 break
-        key_id = self.authenticator.authenticate(authorization)
-        scope.setdefault("state", {})["key_id"] = key_id
-        return key_id
+        principal = self.authenticator.admit(authorization)
+        state = scope.setdefault("state", {})
+        state["key_id"] = principal.key_id
+        state["principal"] = principal  # tenant and scopes, read by the routes (tenants.py)
+        return str(principal.key_id), principal.rate_limit

@@ -103,6 +103,26 @@ HIDDEN_CONTENT = Counter(
 POLICY_RELOADS = Counter(
     "rsafe_policy_reloads", "Policy folder reloads, by result (ok, rejected).", ["result"]
 )
+DECISIONS_LOGGED = Counter(
+    "rsafe_decision_log_written", "Decisions written to the decision log (PostgreSQL)."
+)
+DECISIONS_DROPPED = Counter(
+    "rsafe_decision_log_dropped",
+    "Decisions NOT written to the decision log, by reason (buffer_full, shutdown, failed).",
+    ["reason"],
+)  # fmt: skip
+DECISION_LOG_ERRORS = Counter(
+    "rsafe_decision_log_write_errors", "Failed decision-log writes (each batch attempt)."
+)
+DECISION_LOG_BUFFERED = Gauge(
+    "rsafe_decision_log_buffered", "Decisions waiting to be written to the decision log.",
+    multiprocess_mode="livesum",
+)  # fmt: skip
+DECISIONS_OVERTURNED = Counter(
+    "rsafe_decisions_overturned",
+    "Decisions whose flag an appeal or a human review reversed, by policy id and source.",
+    ["policy_id", "source"],
+)  # fmt: skip
 BUILD_INFO = Gauge(
     "rsafe_build_info", "Always 1; labels say what is running.",
     ["version", "model", "template_version"], multiprocess_mode="max",

@@ -13,6 +13,7 @@ import asyncio
 
 from rsafe_core.policy import Policy
 
+from .decision_log.record import INTERNAL_CONTEXT, DecisionContext
 from .errors import InvalidRequest
 from .protocol import (
     ModerationRequest,
@@ -59,7 +60,11 @@ def _result(answer: ModerationResult, policy: Policy) -> OpenAIModerationResult:
 
 
 async def moderate_openai(
-    service: ModerationService, request: OpenAIModerationRequest, request_id: str, max_items: int
+    service: ModerationService,
+    request: OpenAIModerationRequest,
+    request_id: str,
+    max_items: int,
+    context: DecisionContext = INTERNAL_CONTEXT,
 ) -> OpenAIModerationResponse:
     texts = [request.input] if isinstance(request.input, str) else request.input
     if not texts:
@@ -73,6 +78,7 @@ async def moderate_openai(
             service.moderate(
                 ModerationRequest(input=text, policy_id=policy_id, reasoning=False),
                 f"{request_id}-{index}",
+                context,
             )
             for index, text in enumerate(texts)
         )

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from .errors import RateLimited
 from .metrics import RATE_LIMITED
+from .tenants import RateLimit
 
 logger = logging.getLogger("rsafe_gateway.rate_limit")
 
@@ -41,20 +42,18 @@ return tostring(wait)
 
 
 class _LocalBuckets:
-    def __init__(self, rate: float, burst: int) -> None:
-        self._rate = rate
-        self._burst = burst
+    def __init__(self) -> None:
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def take(self, caller: str) -> float:
+    def take(self, caller: str, rate: float, burst: int) -> float:
         now = time.monotonic()
-        tokens, last = self._buckets.get(caller, (float(self._burst), now))
-        tokens = min(self._burst, tokens + (now - last) * self._rate)
+        tokens, last = self._buckets.get(caller, (float(burst), now))
+        tokens = min(burst, tokens + (now - last) * rate)
         wait = 0.0
         if tokens >= 1:
             tokens -= 1
         else:
-            wait = (1 - tokens) / self._rate
+            wait = (1 - tokens) / rate
         if len(self._buckets) > 100_000:  # bound memory under a flood of distinct callers
             self._buckets.clear()
         self._buckets[caller] = (tokens, now)
@@ -67,25 +66,27 @@ class RateLimiter:
         self._burst = burst
         self._redis = redis
         self._prefix = f"{prefix}ratelimit:"
-        self._local = _LocalBuckets(rate, burst)
+        self._local = _LocalBuckets()
         self._script = redis.register_script(_BUCKET_SCRIPT) if redis is not None else None
 
-    async def check(self, caller: str) -> None:
-        """Take one token for `caller`, or raise RateLimited with the seconds to wait."""
-        wait = await self._take(caller)
+    async def check(self, caller: str, own: RateLimit | None = None) -> None:
+        """Take one token for `caller` (at its key's own rate when it has one), or raise
+        RateLimited with the seconds to wait."""
+        rate, burst = (own.per_second, own.burst) if own is not None else (self._rate, self._burst)
+        if rate <= 0:  # no gateway-wide limit, and this key has none of its own
+            return
+        wait = await self._take(caller, rate, burst)
         if wait > 0:
             RATE_LIMITED.inc()
             raise RateLimited(
                 "rate limit exceeded for this API key", retry_after_seconds=max(1, math.ceil(wait))
             )
 
-    async def _take(self, caller: str) -> float:
+    async def _take(self, caller: str, rate: float, burst: int) -> float:
         if self._script is not None:
             try:
-                result = await self._script(
-                    keys=[self._prefix + caller], args=[self._rate, self._burst]
-                )
+                result = await self._script(keys=[self._prefix + caller], args=[rate, burst])
                 return float(result)
             except Exception as exc:  # any Redis failure: local buckets
                 logger.warning("rate limit falls back to this replica: %s", type(exc).__name__)
-        return self._local.take(caller)
+        return self._local.take(caller, rate, burst)

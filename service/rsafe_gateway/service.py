@@ -25,6 +25,7 @@ from rsafe_core.verdict import Verdict
 from .backend import ModelBackend
 from .breaker import CircuitBreaker
 from .cache import DecisionCache, cache_key
+from .decision_log.record import INTERNAL_CONTEXT, DecisionContext, DecisionSink
 from .errors import BackendError, BackendTimeout, InvalidRequest
 from .limiter import ConcurrencyLimiter
 from .metrics import (
@@ -99,8 +100,10 @@ class ModerationService:
         backend: ModelBackend,
         cache: DecisionCache,
         policies: PolicyStore,
+        decision_log: DecisionSink | None = None,
     ) -> None:
         self._settings = settings
+        self._decision_log = decision_log
         self._backend = backend
         self._cache = cache
         self._policies = policies
@@ -152,13 +155,18 @@ class ModerationService:
         wanted = self._settings.openai_policy_id
         return wanted if self._policies.get(wanted) is not None else self._policies.default_id
 
-    async def moderate(self, request: ModerationRequest, request_id: str) -> ModerationResult:
+    async def moderate(
+        self,
+        request: ModerationRequest,
+        request_id: str,
+        context: DecisionContext = INTERNAL_CONTEXT,
+    ) -> ModerationResult:
         started = time.perf_counter()
         large = _text_chars(request) > LARGE_TEXT_CHARS
         if large:  # its CPU work waits for a turn of its own (see text_turns.py)
-            judged, policy = await self._large_texts.run(lambda: self._validate(request))
+            judged, policy = await self._large_texts.run(lambda: self._validate(request, context))
         else:
-            judged, policy = self._validate(request)
+            judged, policy = self._validate(request, context)
         turns, target = judged.turns, judged.target
         hidden = _hidden_content(judged.hidden | policy.hidden)
         category_ids = policy.category_ids if self._settings.elicit_categories else ()
@@ -184,16 +192,25 @@ class ModerationService:
                 decision = await self._decide(call, request_id)
 
         self._count_verdict(decision.verdict, target, policy.id)
-        return self._respond(request, request_id, decision, policy, cached, started, hidden)
+        result = self._respond(request, request_id, decision, policy, cached, started, hidden)
+        if self._decision_log is not None:
+            # Enqueued only (best_effort); `required` waits for the row or raises a 503.
+            written = self._decision_log.submit(
+                request, result, target, decision.reasoning, decision.failure, context
+            )
+            if written is not None:
+                await written
+        return result
 
-    def _validate(self, request: ModerationRequest) -> tuple[JudgedInput, Policy]:
+    def _validate(
+        self, request: ModerationRequest, context: DecisionContext
+    ) -> tuple[JudgedInput, Policy]:
         try:
             judged = resolve_input(request.input, request.target, self._limits)
         except InvalidInput as exc:
             raise InvalidRequest.from_input(exc) from None
-        policy = self._policies.resolve(
-            request.policy_id, request.policy, self._settings.max_policy_chars
-        )
+        policy_id = context.principal.policy_for(request.policy_id, request.policy is not None)
+        policy = self._policies.resolve(policy_id, request.policy, self._settings.max_policy_chars)
         return judged, policy
 
     def _policy_ref(self, policy: Policy) -> PolicyUsed:

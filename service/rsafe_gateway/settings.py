@@ -35,6 +35,13 @@ class OutputRelease(StrEnum):
     OPTIMISTIC = "optimistic"  # at once; a failed check cuts the rest (what was sent stays sent)
 
 
+class DecisionLogMode(StrEnum):
+    """What happens to an answer whose decision cannot be written to the decision log."""
+
+    BEST_EFFORT = "best_effort"  # answer anyway; the row waits in a bounded buffer (or is dropped)
+    REQUIRED = "required"  # no answer without a row: 503 instead
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RSAFE_", env_file=".env", extra="ignore")
 
@@ -89,6 +96,9 @@ class Settings(BaseSettings):
     api_key_hashes: str = ""
     api_key_hashes_file: Path | None = None
     metrics_auth: bool = False  # also require a key on /metrics
+    # Tenants: a YAML file of keys (hashes) with tenant, scopes, policies and rate limit, reloaded
+    # like the policies. Keys in RSAFE_API_KEY_HASHES belong to the tenant `default`.
+    api_keys_file: Path | None = None
 
     # Rate limit per API key (per client address when auth is off): a token bucket, in Redis so it
     # holds across replicas, in-process when Redis is absent. 0 disables it.
@@ -114,6 +124,28 @@ class Settings(BaseSettings):
     max_policy_chars: int = Field(default=16_000, ge=1)
     max_batch_items: int = Field(default=64, ge=1, le=10_000)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    # The decision log in PostgreSQL (decision_log/); unset: no log, no /v1/decisions.
+    database_url: str | None = None
+    database_pool_size: int = Field(default=4, ge=1, le=64)
+    database_migrate_on_start: bool = True
+    decision_log_mode: DecisionLogMode = DecisionLogMode.BEST_EFFORT
+    # Decisions waiting to be written (what survives a PostgreSQL outage in best_effort).
+    decision_log_buffer: int = Field(default=100_000, ge=1)
+    decision_log_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # best_effort: rows gather this long before a batch is written (required writes at once).
+    decision_log_flush_seconds: float = Field(default=0.2, ge=0, le=10)
+    # required mode: how long an answer may wait for its row before it is a 503.
+    decision_log_write_timeout_seconds: float = Field(default=5.0, gt=0)
+    decision_log_retention_days: int = Field(default=90, ge=1)
+    # Off: only the SHA-256 of the moderated content is stored.
+    decision_log_store_content: bool = False
+    decision_log_content_retention_days: int = Field(default=7, ge=1)
+    decision_log_retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    # Appeals re-judge with a larger budget (and optionally another served model).
+    appeal_max_tokens: int = Field(default=4096, ge=16, le=32768)
+    appeal_reasoning_max_chars: int = Field(default=6000, ge=1, le=20000)
+    appeal_model_name: str | None = None
 
     # Cache. An empty redis_url disables it.
     redis_url: str | None = "redis://127.0.0.1:6379/0"
@@ -161,6 +193,9 @@ class Settings(BaseSettings):
         "upstream_api_key",
         "proxy_input_policy_id",
         "proxy_output_policy_id",
+        "api_keys_file",
+        "database_url",
+        "appeal_model_name",
         mode="before",
     )
     @classmethod

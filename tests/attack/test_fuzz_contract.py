@@ -21,6 +21,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from conftest import GatewayProcess, RedisServer, start_gateway, stop_process
+from postgres import ensure_shared_postgres, scratch_database
 
 from .helpers import error_shape_problem, model_standin
 
@@ -32,6 +33,10 @@ OPERATIONS = {
     "GET /v1/policies/{policy_id}",
     "GET /healthz",
     "GET /readyz",
+    "GET /v1/decisions",
+    "GET /v1/decisions/{decision_id}",
+    "POST /v1/decisions/{decision_id}/appeal",
+    "POST /v1/decisions/{decision_id}/review",
 }
 MAX_BODY = 65_536  # RSAFE_MAX_BODY_BYTES of the fuzzed gateway (small, so 413 is reachable)
 
@@ -93,13 +98,17 @@ def fuzz(base_url: str, examples: int, request_timeout: float) -> tuple[int, lis
 def fuzz_gateway(
     redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
-    with model_standin("<think>ok</think>\\boxed{safe}") as standin:
+    with (
+        model_standin("<think>ok</think>\\boxed{safe}") as standin,
+        scratch_database(ensure_shared_postgres()) as database,  # /v1/decisions fuzzed live
+    ):
         log_path = tmp_path_factory.mktemp("fuzz") / "gateway.log"
         gateway = start_gateway(
             {
                 "RSAFE_MODEL_SERVER_URL": standin.url,
                 "RSAFE_REDIS_URL": redis_server.url,
                 "RSAFE_MAX_BODY_BYTES": str(MAX_BODY),
+                "RSAFE_DATABASE_URL": database,
             },
             log_path,
         )

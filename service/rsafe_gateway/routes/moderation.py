@@ -18,6 +18,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ..batch import moderate_batch
+from ..decision_log.record import DecisionContext
 from ..openai_compat import moderate_openai
 from ..protocol import (
     BatchRequest,
@@ -30,6 +31,7 @@ from ..protocol import (
 )
 from ..responses import JSONBytesResponse, model_response
 from ..service import ModerationService
+from ..tenants import principal_of
 from .json_body import json_body_openapi, read_json_body
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -37,21 +39,30 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, description in {
         400: "invalid request (the field is named in error.param)",
         401: "missing or wrong API key",
+        403: "the API key lacks the `moderate` scope or may not use the policy",
         413: "request body too large",
         429: "rate limited (see Retry-After)",
         500: "internal error (a bug)",
         502: "the model server answered with an error",
-        503: "the model server is unavailable",
+        503: "the model server is unavailable, or the required decision log cannot write",
         504: "the model server did not answer in time",
     }.items()
 }
+
+
+def _context(request: Request, route: str) -> DecisionContext:
+    """Who asks (tenant, scopes: tenants.py) and where: for the policy and the decision log."""
+    principal = principal_of(request.scope["state"], request.app.state.settings.auth_enabled)
+    principal.require("moderate")
+    return DecisionContext(principal, route)
 
 
 async def moderate(request: Request) -> Response:
     body = await read_json_body(request, ModerationRequest)
     service: ModerationService = request.app.state.service
     state = request.scope["state"]
-    result = await service.moderate(body, state["request_id"])
+    context = _context(request, "/v1/moderate")
+    result = await service.moderate(body, state["request_id"], context)
     log_fields: dict[str, Any] = {
         "verdict": result.verdict.value,
         "flagged": result.flagged,
@@ -70,7 +81,11 @@ async def moderate_many(request: Request) -> Response:
     service: ModerationService = request.app.state.service
     state = request.scope["state"]
     results = await moderate_batch(
-        service, body.items, state["request_id"], request.app.state.settings.max_batch_items
+        service,
+        body.items,
+        state["request_id"],
+        request.app.state.settings.max_batch_items,
+        _context(request, "/v1/moderate/batch"),
     )
     state["log"] = {"items": len(results)}
     return JSONBytesResponse({"results": results})
@@ -81,7 +96,11 @@ async def openai_moderations(request: Request) -> Response:
     service: ModerationService = request.app.state.service
     state = request.scope["state"]
     result = await moderate_openai(
-        service, body, state["request_id"], request.app.state.settings.max_batch_items
+        service,
+        body,
+        state["request_id"],
+        request.app.state.settings.max_batch_items,
+        _context(request, "/v1/moderations"),
     )
     state["log"] = {"items": len(result.results), "policy_id": service.openai_policy_id}
     return model_response(result)
