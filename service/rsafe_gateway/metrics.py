@@ -93,6 +93,10 @@ OVERLOAD_REJECTIONS = Counter(
 )
 AUTH_FAILURES = Counter("rsafe_auth_failures", "Requests refused for a missing or wrong API key.")
 RATE_LIMITED = Counter("rsafe_rate_limited", "Requests refused by the per-key rate limit.")
+CONCURRENCY_LIMITED = Counter(
+    "rsafe_concurrency_limited",
+    "Requests refused because their key had RSAFE_MAX_CONCURRENT_REQUESTS_PER_KEY in progress.",
+)
 POLICY_RELOADS = Counter(
     "rsafe_policy_reloads", "Policy folder reloads, by result (ok, rejected).", ["result"]
 )

@@ -19,6 +19,7 @@ from .protocol import (
     OpenAIModerationResponse,
     OpenAIModerationResult,
 )
+from .rate_limit import Pay
 from .result import ModerationResult
 from .service import ModerationService
 
@@ -58,8 +59,16 @@ def _result(answer: ModerationResult, policy: Policy) -> OpenAIModerationResult:
 
 
 async def moderate_openai(
-    service: ModerationService, request: OpenAIModerationRequest, request_id: str, max_items: int
+    service: ModerationService,
+    request: OpenAIModerationRequest,
+    request_id: str,
+    max_items: int,
+    *,
+    key_id: str | None = None,
+    pay: Pay | None = None,
 ) -> OpenAIModerationResponse:
+    """One answer for all inputs, so the first input that fails fails the request: every input is
+    validated before any model call, and the calls still running when one fails are cancelled."""
     texts = [request.input] if isinstance(request.input, str) else request.input
     if not texts:
         raise InvalidRequest("'input' must not be empty", param="input")
@@ -67,15 +76,24 @@ async def moderate_openai(
         raise InvalidRequest(f"'input' has more than {max_items} entries", param="input")
     policy_id = service.openai_policy_id
     policy = service.policies.resolve(policy_id, None, 0)
-    answers = await asyncio.gather(
-        *(
-            service.moderate(
-                ModerationRequest(input=text, policy_id=policy_id, reasoning=False),
-                f"{request_id}-{index}",
-            )
-            for index, text in enumerate(texts)
+    jobs = [
+        service.prepare(
+            ModerationRequest(input=text, policy_id=policy_id, reasoning=False),
+            f"{request_id}-{index}",
+            key_id,
         )
-    )
+        for index, text in enumerate(texts)
+    ]
+    await asyncio.gather(*(service.look_up(job) for job in jobs))
+    if pay is not None:
+        await pay(service.model_calls(jobs))
+    calls = [asyncio.ensure_future(service.finish(job)) for job in jobs]
+    try:
+        answers = await asyncio.gather(*calls)
+    except BaseException:
+        for call in calls:
+            call.cancel()  # their answers would be thrown away
+        raise
     return OpenAIModerationResponse(
         id=f"modr-{request_id}",
         model=service.model,
