@@ -219,7 +219,12 @@ def make_client() -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
     def factory(**overrides: object) -> TestClient:
-        client = TestClient(create_app(tiny_settings(**overrides)), raise_server_exceptions=False)
+        # 127.0.0.1: a name the gateway answers to by default (TestClient says "testserver").
+        client = TestClient(
+            create_app(tiny_settings(**overrides)),
+            base_url="http://127.0.0.1",
+            raise_server_exceptions=False,
+        )
         client.__enter__()
         clients.append(client)
         return client

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import select
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -94,3 +97,77 @@ def dropping_server(drops: int) -> Iterator[tuple[str, list[float]]]:
 
     with _serving(Server(("127.0.0.1", 0), _handler(200, VALID_COMPLETION, 0.0))) as url:
         yield url, arrivals
+
+
+@dataclass
+class CallLog:
+    """What a `watching_server` saw: calls begun, answered, and abandoned by the gateway."""
+
+    begun: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, what: str) -> None:
+        with self.lock:
+            setattr(self, what, getattr(self, what) + 1)
+
+
+def _client_closed(sock: socket.socket, wait: float) -> bool:
+    """True when the peer closes the connection within `wait` seconds."""
+    readable, _, _ = select.select([sock], [], [], wait)
+    if not readable:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
+@contextmanager
+def watching_server(
+    delay: float,
+    slow_marker: str = "SLOW",
+    fail_marker: str = "FAIL-AT-ONCE",
+    fail_status: int = 500,
+) -> Iterator[tuple[str, CallLog]]:
+    """A loopback model stand-in that watches its calls: a prompt containing `fail_marker` is
+    answered `fail_status` at once; one containing `slow_marker` a valid completion after
+    `delay` seconds, unless the gateway closes the connection first (counted as abandoned);
+    any other a valid completion at once."""
+    calls = CallLog()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _send(self, status: int, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            self._send(200, b'{"object": "list", "data": [{"id": "rsafe"}]}')
+
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            calls.count("begun")
+            if fail_marker.encode() in raw:
+                self._send(fail_status, b'{"error": {"message": "injected failure"}}')
+                return
+            if slow_marker.encode() in raw and _client_closed(self.connection, delay):
+                calls.count("abandoned")
+                self.close_connection = True
+                return
+            try:
+                self._send(200, VALID_COMPLETION)
+                calls.count("answered")
+            except OSError:
+                calls.count("abandoned")
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    with _serving(_Server(("127.0.0.1", 0), Handler)) as url:
+        yield url, calls

@@ -22,6 +22,8 @@ from .lifecycle import DRAINING
 from .settings import Settings, get_settings
 
 APP = "rsafe_gateway.app:create_app_from_env"
+# httptools, with bounded request heads (by name: each worker process imports it).
+HTTP_PROTOCOL = "rsafe_gateway.server_protocol:BoundedHttpToolsProtocol"
 
 
 class DrainingServer(uvicorn.Server):
@@ -41,13 +43,18 @@ class DrainingServer(uvicorn.Server):
 
 
 def _server_options(settings: Settings) -> dict[str, Any]:
+    trusted_proxies = settings.trusted_proxies.strip()
     return {
         "factory": True,
         "host": settings.host,
         "port": settings.port,
         "workers": settings.workers,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": HTTP_PROTOCOL,
+        # X-Forwarded-For/-Proto only from the configured proxies (uvicorn's default believes
+        # any loopback peer, which would let a local caller pick its own rate-limit bucket).
+        "proxy_headers": bool(trusted_proxies),
+        "forwarded_allow_ips": trusted_proxies or None,
         "log_level": settings.log_level,
         "access_log": False,  # the gateway writes its own JSON line per request
         "timeout_graceful_shutdown": int(settings.shutdown_grace_seconds),

@@ -1,7 +1,9 @@
 """Per-request bookkeeping: request id, in-flight gauge, request counter and latency, one JSON
 log line.
 
-A pure ASGI middleware, the outermost of the gateway's own. Routes add their own fields
+A pure ASGI middleware, the outermost of the gateway's own. A request that ends without an answer
+because its client went away is logged and counted with status 499 (a client fault, not a 5xx).
+Routes add their own fields
 (verdict, cached, policy id) to `scope["state"]["log"]`; the moderated text is never logged
 unless `RSAFE_LOG_CONTENT` is set.
 """
@@ -56,7 +58,7 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
+        status = 0  # no answer sent (yet)
         request_id = request_id_for(scope["headers"])
         scope.setdefault("state", {})["request_id"] = request_id
         id_header = (b"x-request-id", request_id.encode("latin-1"))
@@ -71,7 +73,12 @@ class AccessLogMiddleware:
 
         try:
             await self.app(scope, receive, send_with_status)
+        except BaseException:
+            status = status or 500  # the server error handler answers it
+            raise
         finally:
+            # Ended without an answer: the client went away (mid-body, say); nginx's 499, a 4xx.
+            status = status or 499
             IN_FLIGHT.dec()
             elapsed = time.perf_counter() - started
             route = _route_template(scope)

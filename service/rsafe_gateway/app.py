@@ -26,6 +26,7 @@ from .decision_log.appeal import build_appeal_service
 from .decision_log.runtime import DecisionLog
 from .exception_handlers import install_exception_handlers
 from .guard import ApiGuardMiddleware
+from .host_check import HostCheckMiddleware, allowed_host_names
 from .logging_setup import AccessLineWriter, configure_logging
 from .metrics import BUILD_INFO
 from .policy_store import SHIPPED_POLICY_DIR, PolicyStore
@@ -187,12 +188,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(decision_routes.router)
     install_exception_handlers(app)
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
-    # Added last = outermost: the access log gives the request its id before anything else runs.
-    if authenticator is not None or rate_limited:
+    # Added last = outermost. In the order they run: the access log gives the request its id,
+    # the host check and then admission (key, rate limit, per-key cap) run before the body is
+    # read, the body is read within its limits, then the app.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        read_timeout_seconds=settings.body_read_timeout_seconds,
+    )
+    if authenticator is not None or rate_limited or settings.max_concurrent_requests_per_key > 0:
         app.add_middleware(
-            ApiGuardMiddleware, authenticator=authenticator, metrics_auth=settings.metrics_auth
+            ApiGuardMiddleware,
+            authenticator=authenticator,
+            metrics_auth=settings.metrics_auth,
+            max_concurrent_per_key=settings.max_concurrent_requests_per_key,
         )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    allowed_hosts = allowed_host_names(settings)
+    if allowed_hosts is not None:
+        app.add_middleware(HostCheckMiddleware, allowed=allowed_hosts)
     app.add_middleware(AccessLogMiddleware, writer=access_log)
     return app
 

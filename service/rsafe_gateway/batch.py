@@ -2,6 +2,8 @@
 
 The model server batches the concurrent calls itself (continuous batching), so the gateway only
 has to fan out. Results keep the items' order; a bad item gets an error object in its place.
+Every item is validated and looked up in the cache first, so the model calls the batch needs are
+known, and paid for (`pay`, the rate limit), before any is made.
 """
 
 from __future__ import annotations
@@ -14,13 +16,37 @@ from pydantic import ValidationError
 from .decision_log.record import INTERNAL_CONTEXT, DecisionContext
 from .errors import GatewayError, InvalidRequest
 from .protocol import ModerationRequest
+from .rate_limit import Pay
 from .result import ModerationResult
-from .service import ModerationService
+from .service import Job, ModerationService
 from .validation import invalid_request_from
 
 
-def _error_item(exc: GatewayError) -> dict[str, Any]:
-    return {"error": {"type": exc.error_type, "message": exc.message, "param": exc.param}}
+def _error_item(exc: GatewayError, param: str | None) -> dict[str, Any]:
+    return {"error": {"type": exc.error_type, "message": exc.message, "param": param}}
+
+
+def _in_batch(exc: GatewayError, index: int) -> dict[str, Any]:
+    # The field named as it is in the batch; `exc` itself is left as it is (it may be shared).
+    return _error_item(exc, f"items[{index}].{exc.param}" if exc.param is not None else None)
+
+
+async def _prepare(
+    service: ModerationService,
+    raw: dict[str, Any],
+    item_id: str,
+    index: int,
+    context: DecisionContext,
+) -> Job | dict[str, Any]:
+    try:
+        request = ModerationRequest.model_validate(raw)
+    except ValidationError as exc:
+        invalid = invalid_request_from(exc.errors(), prefix=f"items[{index}]")
+        return _error_item(invalid, invalid.param)
+    try:
+        return await service.prepare(request, item_id, context)
+    except GatewayError as exc:
+        return _in_batch(exc, index)
 
 
 async def moderate_batch(
@@ -29,23 +55,31 @@ async def moderate_batch(
     batch_id: str,
     max_items: int,
     context: DecisionContext = INTERNAL_CONTEXT,
+    *,
+    pay: Pay | None = None,
 ) -> list[ModerationResult | dict[str, Any]]:
     if not items:
         raise InvalidRequest("'items' must not be empty", param="items")
     if len(items) > max_items:
         raise InvalidRequest(f"'items' has more than {max_items} entries", param="items")
 
-    async def one(index: int, raw: dict[str, Any]) -> ModerationResult | dict[str, Any]:
-        try:
-            request = ModerationRequest.model_validate(raw)
-        except ValidationError as exc:
-            return _error_item(invalid_request_from(exc.errors(), prefix=f"items[{index}]"))
-        try:
-            result = await service.moderate(request, f"{batch_id}-{index}", context)
-        except GatewayError as exc:
-            if exc.param is not None:  # name the field as it is in the batch
-                exc.param = f"items[{index}].{exc.param}"
-            return _error_item(exc)
-        return result
+    prepared = await asyncio.gather(
+        *(
+            _prepare(service, raw, f"{batch_id}-{index}", index, context)
+            for index, raw in enumerate(items)
+        )
+    )
+    jobs = [job for job in prepared if isinstance(job, Job)]
+    await asyncio.gather(*(service.look_up(job) for job in jobs if job.request.cache))
+    if pay is not None:
+        await pay(service.model_calls(jobs))
 
-    return list(await asyncio.gather(*(one(i, raw) for i, raw in enumerate(items))))
+    async def one(index: int, job: Job | dict[str, Any]) -> ModerationResult | dict[str, Any]:
+        if not isinstance(job, Job):
+            return job
+        try:
+            return await service.finish(job)
+        except GatewayError as exc:
+            return _in_batch(exc, index)
+
+    return list(await asyncio.gather(*(one(i, job) for i, job in enumerate(prepared))))

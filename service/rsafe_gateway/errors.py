@@ -2,11 +2,15 @@
 
     GatewayError
     ├── InvalidRequest          400 invalid_request   (names the offending field in `param`)
-    │   └── NotFound            404 invalid_request   (an unknown resource in the URL path)
+    │   ├── NotFound            404 invalid_request   (an unknown resource in the URL path)
+    │   ├── BodyTimeout         408 invalid_request   (the body did not arrive in time)
+    │   ├── UnsupportedMediaType 415 invalid_request  (a JSON route got another content type)
+    │   └── MisdirectedRequest  421 invalid_request   (a Host header not in RSAFE_ALLOWED_HOSTS)
     ├── PayloadTooLarge         413 payload_too_large
     ├── Unauthorized            401 unauthorized
     ├── Forbidden               403 forbidden         (the key lacks the scope or the policy)
-    ├── RateLimited             429 rate_limited      (carries Retry-After)
+    ├── RateLimited             429 rate_limited      (carries Retry-After when waiting helps)
+    ├── ClientClosedRequest     499 (never sent: the caller is gone; logged and counted as 4xx)
     ├── Overloaded              503 backend_unavailable (the gateway's own queue is full)
     ├── DecisionLogUnavailable  503 backend_unavailable (required decision log cannot write)
     └── BackendError            502 backend_error     (model server answered 5xx or nonsense)
@@ -18,6 +22,8 @@ Domain modules raise these and know nothing of HTTP responses; the core's `Inval
 """
 
 from __future__ import annotations
+
+from typing import Self
 
 from rsafe_core.errors import InvalidInput
 
@@ -35,6 +41,13 @@ class GatewayError(Exception):
     def headers(self) -> dict[str, str]:
         return {}
 
+    def own_copy(self) -> Self:
+        """The same error as a new object (no traceback, no chain): one per request that answers
+        with it, so nothing one request does to its error reaches another's answer."""
+        clone = type(self).__new__(type(self), *self.args)
+        clone.__dict__.update(self.__dict__)
+        return clone
+
 
 class InvalidRequest(GatewayError):
     status_code = 400
@@ -48,6 +61,23 @@ class InvalidRequest(GatewayError):
 
 class NotFound(InvalidRequest):
     status_code = 404
+
+
+class BodyTimeout(InvalidRequest):
+    status_code = 408
+
+    @property
+    def headers(self) -> dict[str, str]:
+        # The rest of the body may still come: the connection cannot carry another request.
+        return {"Connection": "close"}
+
+
+class UnsupportedMediaType(InvalidRequest):
+    status_code = 415
+
+
+class MisdirectedRequest(InvalidRequest):
+    status_code = 421
 
 
 class PayloadTooLarge(GatewayError):
@@ -73,13 +103,23 @@ class RateLimited(GatewayError):
     status_code = 429
     error_type = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+    def __init__(self, message: str, *, retry_after_seconds: int | None) -> None:
         super().__init__(message)
+        # None: waiting would not help (the request costs more than the bucket ever holds).
         self.retry_after_seconds = retry_after_seconds
 
     @property
     def headers(self) -> dict[str, str]:
+        if self.retry_after_seconds is None:
+            return {}
         return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class ClientClosedRequest(GatewayError):
+    """The caller went away before its answer was ready (nginx's 499); never reaches a client."""
+
+    status_code = 499
+    error_type = "invalid_request"
 
 
 class Overloaded(GatewayError):

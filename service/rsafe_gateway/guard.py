@@ -1,9 +1,12 @@
-"""Authentication and rate limiting of the API routes, as one pure ASGI middleware.
+"""Admission of the API routes, as one pure ASGI middleware, BEFORE the request body is read:
+the API key, the rate limit's first token, and the per-key cap on requests in progress.
 
-Installed only when API keys or a rate limit are configured, so an open local gateway pays
-nothing for it. Protected: every `/v1/...` route, and `/metrics` when RSAFE_METRICS_AUTH is set.
-Open: `/healthz`, `/readyz`, `/docs`, `/openapi.json` and the playground page (its API calls carry
-the key). The caller's key id (never the key) goes to the access log.
+Installed only when API keys, a rate limit or a concurrency cap are configured, so an open local
+gateway pays nothing for it. Protected: every `/v1/...` route, and `/metrics` when
+RSAFE_METRICS_AUTH is set. Open: `/healthz`, `/readyz`, `/docs`, `/openapi.json` and the
+playground page (its API calls carry the key). The caller's key id (never the key) goes to the
+access log; the caller (key id, or client address without auth) to `scope["state"]["caller"]`,
+where the fan-out routes charge their further model calls to it.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .auth import ApiKeyAuthenticator
-from .errors import GatewayError
+from .errors import GatewayError, RateLimited
+from .metrics import CONCURRENCY_LIMITED
 from .rate_limit import RateLimiter
 from .responses import error_response
 from .tenants import RateLimit
@@ -19,11 +23,18 @@ from .tenants import RateLimit
 
 class ApiGuardMiddleware:
     def __init__(
-        self, app: ASGIApp, authenticator: ApiKeyAuthenticator | None, metrics_auth: bool
+        self,
+        app: ASGIApp,
+        authenticator: ApiKeyAuthenticator | None,
+        metrics_auth: bool,
+        max_concurrent_per_key: int = 0,
     ) -> None:
         self.app = app
         self.authenticator = authenticator
         self.metrics_auth = metrics_auth
+        self.max_concurrent = max_concurrent_per_key
+        # Requests in progress per caller (only callers with one or more are kept).
+        self._active: dict[str, int] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
@@ -40,19 +51,47 @@ class ApiGuardMiddleware:
         except GatewayError as exc:
             await error_response(exc)(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        if not (is_api and self.max_concurrent):
+            await self.app(scope, receive, send)
+            return
+        active = self._active.get(caller, 0)
+        if active >= self.max_concurrent:
+            CONCURRENCY_LIMITED.inc()
+            refused = RateLimited(
+                f"this API key already has {active} requests in progress "
+                "(RSAFE_MAX_CONCURRENT_REQUESTS_PER_KEY)",
+                retry_after_seconds=1,
+            )
+            await error_response(refused)(scope, receive, send)
+            return
+        self._active[caller] = active + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            remaining = self._active[caller] - 1
+            if remaining:
+                self._active[caller] = remaining
+            else:
+                del self._active[caller]
 
     def _caller(self, scope: Scope) -> tuple[str, RateLimit | None]:
+        """The caller, and its key's own rate limit (None: the gateway-wide one)."""
+        state = scope.setdefault("state", {})
+        own_limit = None
         if self.authenticator is None:
             client = scope.get("client")
-            return (str(client[0]) if client else "unknown"), None
-        authorization = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value.decode("latin-1")
-                break
-        principal = self.authenticator.admit(authorization)
-        state = scope.setdefault("state", {})
-        state["key_id"] = principal.key_id
-        state["principal"] = principal  # tenant and scopes, read by the routes (tenants.py)
-        return str(principal.key_id), principal.rate_limit
+            caller = str(client[0]) if client else "unknown"
+        else:
+            authorization = None
+            for name, value in scope["headers"]:
+                if name == b"authorization":
+                    authorization = value.decode("latin-1")
+                    break
+            principal = self.authenticator.admit(authorization)
+            state["key_id"] = principal.key_id
+            state["principal"] = principal  # tenant and scopes, read by the routes (tenants.py)
+            caller = str(principal.key_id)
+            own_limit = principal.rate_limit
+        state["caller"] = caller
+        state["own_limit"] = own_limit
+        return caller, own_limit

@@ -100,6 +100,11 @@ HIDDEN_CONTENT = Counter(
     "visible for judging.",
     ["kind"],
 )  # fmt: skip
+
+CONCURRENCY_LIMITED = Counter(
+    "rsafe_concurrency_limited",
+    "Requests refused because their key had RSAFE_MAX_CONCURRENT_REQUESTS_PER_KEY in progress.",
+)
 POLICY_RELOADS = Counter(
     "rsafe_policy_reloads", "Policy folder reloads, by result (ok, rejected).", ["result"]
 )

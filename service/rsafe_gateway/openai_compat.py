@@ -21,6 +21,7 @@ from .protocol import (
     OpenAIModerationResponse,
     OpenAIModerationResult,
 )
+from .rate_limit import Pay
 from .result import ModerationResult
 from .service import ModerationService
 
@@ -65,7 +66,11 @@ async def moderate_openai(
     request_id: str,
     max_items: int,
     context: DecisionContext = INTERNAL_CONTEXT,
+    *,
+    pay: Pay | None = None,
 ) -> OpenAIModerationResponse:
+    """One answer for all inputs, so the first input that fails fails the request: every input is
+    validated before any model call, and the calls still running when one fails are cancelled."""
     texts = [request.input] if isinstance(request.input, str) else request.input
     if not texts:
         raise InvalidRequest("'input' must not be empty", param="input")
@@ -73,9 +78,9 @@ async def moderate_openai(
         raise InvalidRequest(f"'input' has more than {max_items} entries", param="input")
     policy_id = service.openai_policy_id
     policy = service.policies.resolve(policy_id, None, 0)
-    answers = await asyncio.gather(
+    jobs = await asyncio.gather(
         *(
-            service.moderate(
+            service.prepare(
                 ModerationRequest(input=text, policy_id=policy_id, reasoning=False),
                 f"{request_id}-{index}",
                 context,
@@ -83,6 +88,16 @@ async def moderate_openai(
             for index, text in enumerate(texts)
         )
     )
+    await asyncio.gather(*(service.look_up(job) for job in jobs))
+    if pay is not None:
+        await pay(service.model_calls(jobs))
+    calls = [asyncio.ensure_future(service.finish(job)) for job in jobs]
+    try:
+        answers = await asyncio.gather(*calls)
+    except BaseException:
+        for call in calls:
+            call.cancel()  # their answers would be thrown away
+        raise
     return OpenAIModerationResponse(
         id=f"modr-{request_id}",
         model=service.model,

@@ -1,9 +1,20 @@
 """The moderation flow: validate → policy → prompt → cache → model → verdict. No HTTP here.
 
+A request goes through three phases, which the fan-out routes (batch, /v1/moderations) run for
+all their items at once so that the model calls they need are known, and paid for, before any is
+made: `prepare` (validate, resolve the policy, compute the cache key), `look_up` (the cache), and
+`finish` (the model call when the cache had nothing, then the answer).
+
 Single-flight: identical concurrent requests (same cache key) on one replica share ONE model call;
 the others wait for its answer. Across replicas the shared Redis cache does the rest: a burst that
 lands on N replicas makes at most N calls, later requests are hits. (A distributed lock would save
 those N-1 calls at the price of a Redis round trip and a lock timeout on every miss; not worth it.)
+The call is cancelled when the last request waiting for it is, and a failure reaches every waiting
+request as its own copy of the error.
+
+Cache scope: with API keys and RSAFE_CACHE_SCOPE=key (the default), cache keys (and so
+single-flight) are per key: one key's `cached: true` or reasoning never tells it what another key
+submitted.
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ from .backend import ModelBackend
 from .breaker import CircuitBreaker
 from .cache import DecisionCache, cache_key
 from .decision_log.record import INTERNAL_CONTEXT, DecisionContext, DecisionSink
-from .errors import BackendError, BackendTimeout, InvalidRequest
+from .errors import BackendError, BackendTimeout, GatewayError, InvalidRequest
 from .limiter import ConcurrencyLimiter
 from .metrics import (
     CACHE_LOOKUPS,
@@ -43,7 +54,7 @@ from .metrics import (
 from .policy_store import PolicyStore
 from .protocol import ModerationRequest
 from .result import ModerationResult, PolicyUsed, TokenUsage
-from .settings import FailMode, Settings
+from .settings import CacheScope, FailMode, Settings
 from .text_turns import LARGE_TEXT_CHARS, LargeTextTurns
 
 _CACHE_HIT = CACHE_LOOKUPS.labels("hit")
@@ -93,6 +104,39 @@ class _ModelCall:
     category_ids: frozenset[str]
 
 
+@dataclass(slots=True)
+class Job:
+    """One moderation request between its phases (see the module's docstring)."""
+
+    request: ModerationRequest
+    request_id: str
+    started: float
+    turns: list[Turn]
+    target: Target
+    policy: Policy
+    category_ids: tuple[str, ...]
+    decoding: Decoding
+    key: str
+    hidden: tuple[str, ...]  # kinds of invisible content made visible (the answer's field)
+    large: bool  # its CPU work (rendering) waits for a turn of its own (text_turns.py)
+    context: DecisionContext
+    cached: Decision | None = None  # set by `look_up` on a hit
+
+    @property
+    def needs_model(self) -> bool:
+        return self.cached is None
+
+
+class _Flight:
+    """One shared model call and how many requests wait for it."""
+
+    __slots__ = ("task", "waiters")
+
+    def __init__(self, task: asyncio.Task[Decision | GatewayError]) -> None:
+        self.task = task
+        self.waiters = 0
+
+
 class ModerationService:
     def __init__(
         self,
@@ -108,8 +152,10 @@ class ModerationService:
         self._cache = cache
         self._policies = policies
         self._limits = InputLimits(settings.max_text_chars, settings.max_messages)
-        self._in_flight: dict[str, asyncio.Task[Decision]] = {}
+        self._in_flight: dict[str, _Flight] = {}
         self._large_texts = LargeTextTurns()
+        self._key_prefix = settings.cache_key_prefix
+        self._per_key_cache = settings.cache_scope is CacheScope.KEY
         self._limiter = ConcurrencyLimiter(
             settings.max_concurrent_model_calls, settings.max_queued_model_calls
         )
@@ -161,6 +207,15 @@ class ModerationService:
         request_id: str,
         context: DecisionContext = INTERNAL_CONTEXT,
     ) -> ModerationResult:
+        """Judge one request for the caller in `context` (tenant, key, route)."""
+        job = await self.prepare(request, request_id, context)
+        await self.look_up(job)
+        return await self.finish(job)
+
+    async def prepare(
+        self, request: ModerationRequest, request_id: str, context: DecisionContext
+    ) -> Job:
+        """Validate the request against the limits and compute its cache key (InvalidRequest)."""
         started = time.perf_counter()
         large = _text_chars(request) > LARGE_TEXT_CHARS
         if large:  # its CPU work waits for a turn of its own (see text_turns.py)
@@ -171,36 +226,23 @@ class ModerationService:
         hidden = _hidden_content(judged.hidden | policy.hidden)
         category_ids = policy.category_ids if self._settings.elicit_categories else ()
         decoding = self._decoding(category_ids)
-        key = self._cache_key(turns, target, policy, category_ids, decoding)
-
-        decision: Decision | None = None
-        if request.cache:
-            cached_value = await self._cache.get(key)
-            decision = Decision.from_cache(cached_value) if cached_value else None
-            (_CACHE_HIT if decision else _CACHE_MISS).inc()
-        cached = decision is not None
-        if decision is None:
-            # Rendering (neutralising every turn) is only needed for the model: not on a hit.
-            def render() -> list[dict[str, str]]:
-                return self._format.render(turns, policy, target, ask_categories=bool(category_ids))
-
-            messages = await self._large_texts.run(render) if large else render()
-            call = _ModelCall(messages, decoding.parameters, frozenset(category_ids))
-            if request.cache:
-                decision = await self._single_flight(key, call, request_id)
-            else:
-                decision = await self._decide(call, request_id)
-
-        self._count_verdict(decision.verdict, target, policy.id)
-        result = self._respond(request, request_id, decision, policy, cached, started, hidden)
-        if self._decision_log is not None:
-            # Enqueued only (best_effort); `required` waits for the row or raises a 503.
-            written = self._decision_log.submit(
-                request, result, target, decision.reasoning, decision.failure, context
-            )
-            if written is not None:
-                await written
-        return result
+        key = self._cache_key(
+            turns, target, policy, category_ids, decoding, context.principal.key_id
+        )
+        return Job(
+            request,
+            request_id,
+            started,
+            turns,
+            target,
+            policy,
+            category_ids,
+            decoding,
+            key,
+            hidden,
+            large,
+            context,
+        )
 
     def _validate(
         self, request: ModerationRequest, context: DecisionContext
@@ -212,6 +254,45 @@ class ModerationService:
         policy_id = context.principal.policy_for(request.policy_id, request.policy is not None)
         policy = self._policies.resolve(policy_id, request.policy, self._settings.max_policy_chars)
         return judged, policy
+
+    async def look_up(self, job: Job) -> None:
+        if job.request.cache:
+            cached_value = await self._cache.get(job.key)
+            job.cached = Decision.from_cache(cached_value) if cached_value else None
+            (_CACHE_HIT if job.cached else _CACHE_MISS).inc()
+
+    @staticmethod
+    def model_calls(jobs: list[Job]) -> int:
+        """The model calls `finish` will make for these jobs (identical cached ones share one)."""
+        shared = {job.key for job in jobs if job.needs_model and job.request.cache}
+        return len(shared) + sum(1 for job in jobs if not job.request.cache)
+
+    async def finish(self, job: Job) -> ModerationResult:
+        """The answer: from the cache when `look_up` found it, else from the model."""
+        decision = job.cached
+        if decision is None:
+            # Rendering (neutralising every turn) is only needed for the model: not on a hit.
+            def render() -> list[dict[str, str]]:
+                return self._format.render(
+                    job.turns, job.policy, job.target, ask_categories=bool(job.category_ids)
+                )
+
+            messages = await self._large_texts.run(render) if job.large else render()
+            call = _ModelCall(messages, job.decoding.parameters, frozenset(job.category_ids))
+            if job.request.cache:
+                decision = await self._single_flight(job.key, call, job.request_id)
+            else:
+                decision = await self._decide(call, job.request_id)
+        self._count_verdict(decision.verdict, job.target, job.policy.id)
+        result = self._respond(job, decision)
+        if self._decision_log is not None:
+            # Enqueued only (best_effort); `required` waits for the row or raises a 503.
+            written = self._decision_log.submit(
+                job.request, result, job.target, decision.reasoning, decision.failure, job.context
+            )
+            if written is not None:
+                await written
+        return result
 
     def _policy_ref(self, policy: Policy) -> PolicyUsed:
         # Immutable and shared by every answer under that policy: built once per policy.
@@ -239,15 +320,20 @@ class ModerationService:
         policy: Policy,
         category_ids: tuple[str, ...],
         decoding: Decoding,
+        key_id: str | None,
     ) -> str:
         """A hash of everything the rendered prompt and the answer depend on, without rendering.
 
         The prompt is a pure function of (template version, policy text, target, judged turns,
         whether categories are asked for), so hashing those ingredients names the same prompt as
-        hashing the prompt itself, at a fraction of the cost on the hit path.
+        hashing the prompt itself, at a fraction of the cost on the hit path. Per-key scope puts
+        the key id into the Redis key's name (an operator can drop one key's entries by prefix).
         """
+        prefix = self._key_prefix
+        if key_id is not None and self._per_key_cache:
+            prefix = f"{prefix}key-{key_id}:"
         return cache_key(
-            self._settings.cache_key_prefix,
+            prefix,
             (
                 "ingredients-v1",
                 self._backend.model,
@@ -261,18 +347,41 @@ class ModerationService:
         )
 
     async def _single_flight(self, key: str, call: _ModelCall, request_id: str) -> Decision:
-        task = self._in_flight.get(key)
-        if task is not None:
+        flight = self._in_flight.get(key)
+        if flight is not None:
             SINGLEFLIGHT_JOINS.inc()
         else:
-            task = asyncio.create_task(self._decide_and_store(key, call, request_id))
-            self._in_flight[key] = task
-            task.add_done_callback(lambda _: self._in_flight.pop(key, None))
-        # shield: a caller that disconnects must not cancel the call the others are waiting on.
-        return await asyncio.shield(task)
+            started = _Flight(asyncio.create_task(self._decide_and_store(key, call, request_id)))
+            started.task.add_done_callback(lambda _: self._land(key, started))
+            flight = self._in_flight[key] = started
+        flight.waiters += 1
+        try:
+            # shield: one waiter going away must not cancel the call the others wait on.
+            outcome = await asyncio.shield(flight.task)
+        except asyncio.CancelledError:
+            if flight.waiters == 1:  # nobody else wants this answer: stop the model call
+                self._land(key, flight)
+                flight.task.cancel()
+            raise
+        finally:
+            flight.waiters -= 1
+        if isinstance(outcome, GatewayError):
+            raise outcome.own_copy()
+        return outcome
 
-    async def _decide_and_store(self, key: str, call: _ModelCall, request_id: str) -> Decision:
-        decision = await self._decide(call, request_id)
+    def _land(self, key: str, flight: _Flight) -> None:
+        # Only this flight's own entry: a newer flight for the key may have taken its place.
+        if self._in_flight.get(key) is flight:
+            del self._in_flight[key]
+
+    async def _decide_and_store(
+        self, key: str, call: _ModelCall, request_id: str
+    ) -> Decision | GatewayError:
+        """The shared call. An error is returned, not raised: every waiter raises its own copy."""
+        try:
+            decision = await self._decide(call, request_id)
+        except GatewayError as exc:
+            return exc
         # An undetermined answer is not cached: it may be a transient failure.
         if decision.verdict is not Verdict.UNDETERMINED:
             await self._cache.set(key, decision.to_cache())
@@ -328,16 +437,7 @@ class ModerationService:
             failure=failure,
         )
 
-    def _respond(
-        self,
-        request: ModerationRequest,
-        request_id: str,
-        decision: Decision,
-        policy: Policy,
-        cached: bool,
-        started: float,
-        hidden: tuple[str, ...],
-    ) -> ModerationResult:
+    def _respond(self, job: Job, decision: Decision) -> ModerationResult:
         fail_mode: FailMode | None = None
         if decision.verdict is Verdict.UNDETERMINED:
             fail_mode = self._settings.fail_mode
@@ -347,21 +447,21 @@ class ModerationService:
         else:
             flagged = decision.verdict is Verdict.UNSAFE
         return ModerationResult(
-            id=request_id,
+            id=job.request_id,
             verdict=decision.verdict,
             flagged=flagged,
             categories=decision.categories,
-            reasoning=decision.reasoning if request.reasoning else None,
-            policy=self._policy_ref(policy),
+            reasoning=decision.reasoning if job.request.reasoning else None,
+            policy=self._policy_ref(job.policy),
             model=self._backend.model,
-            cached=cached,
+            cached=job.cached is not None,
             usage=TokenUsage(
                 prompt_tokens=decision.prompt_tokens,
                 completion_tokens=decision.completion_tokens,
             ),
-            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            latency_ms=round((time.perf_counter() - job.started) * 1000, 3),
             fail_mode=fail_mode.value if fail_mode else None,
-            hidden_content=hidden,
+            hidden_content=job.hidden,
         )
 
 

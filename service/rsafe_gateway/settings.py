@@ -42,6 +42,13 @@ class DecisionLogMode(StrEnum):
     REQUIRED = "required"  # no answer without a row: 503 instead
 
 
+class CacheScope(StrEnum):
+    """Whose decisions a cached answer may come from, when API keys are on."""
+
+    KEY = "key"  # each key's own: no key learns what another submitted (the default)
+    SHARED = "shared"  # every key's (one tenant with several keys: more hits)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RSAFE_", env_file=".env", extra="ignore")
 
@@ -49,6 +56,19 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    # Host names the gateway answers to (comma-separated, any port). Empty: the loopback names and
+    # `host`, so a web page cannot reach a local gateway by DNS rebinding. `*`: any host (behind a
+    # load balancer or ingress that routes by host itself).
+    allowed_hosts: str = ""
+    # Proxies (IPs or CIDR networks, comma-separated) whose X-Forwarded-For/-Proto are believed;
+    # empty: none, the peer address is the client (per-address rate limits). `*`: any peer.
+    trusted_proxies: str = ""
+    # A request's head (request line + headers) must arrive within `header_read_timeout_seconds`
+    # and hold at most `max_header_bytes`; its body must arrive within `body_read_timeout_seconds`
+    # (408 and the connection closed).
+    header_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_header_bytes: int = Field(default=32_768, ge=1024)
+    body_read_timeout_seconds: float = Field(default=10.0, gt=0)
     log_level: str = "info"
     # Debug only: put the moderated text into the request log line.
     log_content: bool = False
@@ -101,9 +121,13 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = None
 
     # Rate limit per API key (per client address when auth is off): a token bucket, in Redis so it
-    # holds across replicas, in-process when Redis is absent. 0 disables it.
+    # holds across replicas, in-process when Redis is absent. A token per model call a request
+    # needs, at least one per request. 0 disables it.
     rate_limit_per_second: float = Field(default=0.0, ge=0)
     rate_limit_burst: int = Field(default=20, ge=1)
+    # Requests in progress at once per API key (per client address when auth is off), per
+    # gateway process; beyond it 429. 0: no cap.
+    max_concurrent_requests_per_key: int = Field(default=0, ge=0)
 
     # Protection of the model server: concurrent calls, then a bounded queue, then a fast 503.
     max_concurrent_model_calls: int = Field(default=64, ge=1)
@@ -153,6 +177,9 @@ class Settings(BaseSettings):
     cache_key_prefix: str = "rsafe:"
     cache_max_value_bytes: int = Field(default=65_536, ge=256)
     redis_timeout_seconds: float = Field(default=0.25, gt=0)
+    # With API keys: `key` keeps each key's cached decisions to itself; `shared` lets every key
+    # be answered from any key's (single-tenant installs).
+    cache_scope: CacheScope = CacheScope.KEY
     # In-process LRU in front of Redis (hot decisions without a round trip); 0 items disables it.
     local_cache_items: int = Field(default=10_000, ge=0)
     local_cache_ttl_seconds: float = Field(default=60.0, gt=0)

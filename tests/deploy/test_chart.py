@@ -88,6 +88,8 @@ def test_gateway_settings_configmap(manifests: list[Manifest], gpu_recipe_args: 
     assert settings["RSAFE_MODEL_NAME"] == served
     vllm_service = one(manifests, "Service", "vllm")
     assert settings["RSAFE_MODEL_SERVER_URL"] == f"http://{vllm_service['metadata']['name']}:8000"
+    # Probes and scrapes address the pod IP: behind its Service the gateway answers any host.
+    assert settings["RSAFE_ALLOWED_HOSTS"] == "*"
 
 
 def test_auth_enabled_with_hashes_mounted_from_a_secret(manifests: list[Manifest]) -> None:

@@ -103,3 +103,18 @@ def test_grafana_provisioning_matches_the_mounts(compose_config: dict[str, Any])
     targets = {v["target"] for v in compose_config["services"]["grafana"]["volumes"]}
     assert any(str(Path(t).parent) == folder for t in targets if t.endswith(".json"))
     assert "/etc/grafana/provisioning" in targets
+
+
+def test_the_gateway_answers_to_the_name_prometheus_scrapes(compose_config: dict[str, Any]) -> None:
+    """Only loopback names and RSAFE_ALLOWED_HOSTS are served (DNS rebinding): the name in
+    Prometheus' target must be among them, or every scrape gets 421."""
+    config = yaml.safe_load(
+        (ROOT / "docker" / "prometheus" / "prometheus.yml").read_text(encoding="utf-8")
+    )
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    scraped = {
+        target.rsplit(":", 1)[0] for target in jobs["rsafe-gateway"]["static_configs"][0]["targets"]
+    }
+    allowed = compose_config["services"]["gateway"]["environment"]["RSAFE_ALLOWED_HOSTS"]
+    assert allowed != "*", "the local stack must not answer to any host name"
+    assert scraped <= {name.strip() for name in allowed.split(",")}

@@ -57,7 +57,8 @@ def playground_client() -> Iterator[Callable[..., TestClient]]:
 
     def factory(**overrides: object) -> TestClient:
         app = with_playground(create_app(tiny_settings(**overrides)))
-        client = TestClient(app, raise_server_exceptions=False)
+        # 127.0.0.1: a name the gateway answers to by default (TestClient says "testserver").
+        client = TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)
         return client

@@ -193,7 +193,7 @@ def asgi_get(app: Any, raw_path: str) -> tuple[int, bytes]:
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
         "scheme": "http", "path": raw_path, "raw_path": raw_path.encode(), "root_path": "",
-        "query_string": b"", "headers": [(b"host", b"testserver")],
+        "query_string": b"", "headers": [(b"host", b"127.0.0.1")],
         "client": ("127.0.0.1", 1234), "server": ("testserver", 80), "state": {},
     }  # fmt: skip
     asyncio.run(app(scope, receive, send))

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
+from ..errors import UnsupportedMediaType
 from ..validation import invalid_request_from
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -25,12 +26,28 @@ _REF_TEMPLATE = "#/components/schemas/{model}"
 
 
 async def read_json_body(request: Request, model: type[ModelT]) -> ModelT:
-    """The request body validated as `model`; an `InvalidRequest` (400) naming the field if not."""
+    """The request body validated as `model`; an `InvalidRequest` (400) naming the field if not.
+
+    The body must be declared `application/json` (415 otherwise): a web page can make a browser
+    send `text/plain` or form bodies to any address without asking, but not JSON.
+    """
+    if not _declares_json(request.scope["headers"]):
+        raise UnsupportedMediaType(
+            "request body must be JSON, sent with 'Content-Type: application/json'"
+        )
     body = await request.body()
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
         raise invalid_request_from(exc.errors(include_url=False, include_input=False)) from None
+
+
+def _declares_json(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name == b"content-type":
+            media_type = value.partition(b";")[0].strip().lower()
+            return media_type == b"application/json"
+    return False
 
 
 def json_body_openapi(model: type[BaseModel]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ holds the same operations as FastAPI routes, used only to build /openapi.json.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -29,9 +30,11 @@ from ..protocol import (
     OpenAIModerationRequest,
     OpenAIModerationResponse,
 )
+from ..rate_limit import Pay, RateLimiter
 from ..responses import JSONBytesResponse, model_response
 from ..service import ModerationService
 from ..tenants import principal_of
+from .disconnect import unless_disconnected
 from .json_body import json_body_openapi, read_json_body
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -40,8 +43,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         400: "invalid request (the field is named in error.param)",
         401: "missing or wrong API key",
         403: "the API key lacks the `moderate` scope or may not use the policy",
+        408: "the request body did not arrive in time",
         413: "request body too large",
-        429: "rate limited (see Retry-After)",
+        415: "the body is not declared as application/json",
+        421: "the Host header names a host this gateway does not serve",
+        429: "rate limited, or too many requests in progress for this key (see Retry-After)",
         500: "internal error (a bug)",
         502: "the model server answered with an error",
         503: "the model server is unavailable, or the required decision log cannot write",
@@ -76,17 +82,28 @@ async def moderate(request: Request) -> Response:
     return JSONBytesResponse(result)  # a dataclass: orjson writes it directly
 
 
+def _payment(request: Request) -> Pay | None:
+    """What charges this request's further model calls to its caller (None: no rate limit)."""
+    limiter: RateLimiter | None = request.app.state.rate_limiter
+    if limiter is None:
+        return None
+    state = request.scope["state"]
+    return partial(limiter.take_more, state["caller"], own=state.get("own_limit"))
+
+
 async def moderate_many(request: Request) -> Response:
     body = await read_json_body(request, BatchRequest)
     service: ModerationService = request.app.state.service
     state = request.scope["state"]
-    results = await moderate_batch(
+    work = moderate_batch(
         service,
         body.items,
         state["request_id"],
         request.app.state.settings.max_batch_items,
         _context(request, "/v1/moderate/batch"),
+        pay=_payment(request),
     )
+    results = await unless_disconnected(request.receive, work)
     state["log"] = {"items": len(results)}
     return JSONBytesResponse({"results": results})
 
@@ -95,13 +112,15 @@ async def openai_moderations(request: Request) -> Response:
     body = await read_json_body(request, OpenAIModerationRequest)
     service: ModerationService = request.app.state.service
     state = request.scope["state"]
-    result = await moderate_openai(
+    work = moderate_openai(
         service,
         body,
         state["request_id"],
         request.app.state.settings.max_batch_items,
         _context(request, "/v1/moderations"),
+        pay=_payment(request),
     )
+    result = await unless_disconnected(request.receive, work)
     state["log"] = {"items": len(result.results), "policy_id": service.openai_policy_id}
     return model_response(result)
 
