@@ -145,7 +145,9 @@ def raw_status(url: str, target: str) -> int:
     """Send a request line exactly as given (no client-side path normalisation)."""
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        sock.sendall(
+            f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+        )
         head = sock.recv(4096)
     return int(head.split(b" ", 2)[1])
 

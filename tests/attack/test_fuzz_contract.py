@@ -300,7 +300,7 @@ def test_declared_length_over_the_limit_is_413_before_the_body_is_sent(
     fuzz_gateway: GatewayProcess,
 ) -> None:
     head = (
-        "POST /v1/moderate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "POST /v1/moderate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Content-Length: {100 * MAX_BODY}\r\nConnection: close\r\n\r\n"
     )
     status, body = raw_http(port_of(fuzz_gateway), head.encode() + b'{"input": ')

@@ -183,3 +183,16 @@ def test_malformed_traffic_is_a_4xx_or_a_quiet_close(gateway: GatewayProcess, ca
     for sign in ("Traceback", "Exception in ASGI application", "unexpected error"):
         assert sign not in written, f"{case} logged {sign!r}:\n{written[-2000:]}"
     assert httpx.get(f"{gateway.url}/healthz", timeout=5).status_code == 200
+
+
+def test_legitimate_heads_and_pipelined_large_bodies_are_served(gateway: GatewayProcess) -> None:
+    """The head limit counts heads only: a head just under it is served, and so are requests
+    sent back to back on one connection whose large bodies share TCP reads with the next head."""
+    port = int(gateway.url.rsplit(":", 1)[1])
+    near_limit = get(AUTH + b"X-Pad: " + b"p" * (MAX_HEADER_BYTES - 200) + b"\r\n")
+    body = b'{"input": "hello"' + b" " * 100_000 + b"}"  # JSON whitespace: a large valid body
+    one = post(b"/v1/moderate", b"Content-Length: %d\r\n" % len(body), body)
+    with connect(port) as sock:
+        sock.sendall(near_limit + one * 3)
+        answers = [read_response(sock, timeout=10) for _ in range(4)]
+    assert [answer.status if answer else None for answer in answers] == [200] * 4

@@ -362,7 +362,9 @@ def test_raw_traversal_against_uvicorn(gateway: Gateway) -> None:
     port = int(gateway.url.rsplit(":", 1)[1])
     for path in ["/playground/static/../../settings.py", "/playground/static/..%2f..%2fapp.py"]:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            sock.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+            )
             answer = b""
             while chunk := sock.recv(65536):
                 answer += chunk
