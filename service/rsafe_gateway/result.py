@@ -2,9 +2,9 @@
 
 Plain frozen dataclasses rather than the pydantic wire model: every field is produced by the
 service itself (nothing to validate), and orjson serialises dataclasses natively. Building and
-dumping the pydantic model cost ~4.8 µs per request measured here, these ~1.3 µs, on a cache hit
-of ~60 µs. `protocol.ModerationResponse` stays the documented contract; a test checks that these
-serialise to exactly what it accepts.
+dumping the pydantic model per request cost several times more, a visible share of a cache hit
+(scripts/profile_gateway.py). `protocol.ModerationResponse` stays the documented contract; a test
+checks that these serialise to exactly what it accepts.
 """
 
 from __future__ import annotations

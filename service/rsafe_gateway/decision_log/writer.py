@@ -2,10 +2,10 @@
 
 The request path only builds the row and puts it in the buffer (a few microseconds). The writer
 takes up to `batch_size` rows at a time and writes them in one INSERT of one JSON parameter
-(`jsonb_populate_recordset`): orjson turns the rows into JSON in C (~1 µs a row), where COPY's
-per-row adaptation in Python measured ~12 µs of the gateway's CPU a row. In
+(`jsonb_populate_recordset`): orjson turns the rows into JSON in C, where COPY's
+per-row adaptation in Python cost the gateway far more CPU a row. In
 best_effort it first lets `flush_seconds` pass after the first row, so a busy gateway writes few
-large batches (measured: one transaction per decision cost ~15% of a cache hit's CPU).
+large batches (one transaction per decision cost a sizeable share of a cache hit's CPU).
 
 - best_effort: a failed write keeps its batch and retries (backoff up to 1 s) until PostgreSQL is
   back; new decisions wait in the buffer meanwhile. A full buffer drops the new decision, counted in

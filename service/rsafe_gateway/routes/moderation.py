@@ -1,8 +1,8 @@
 """POST /v1/moderate, /v1/moderate/batch and /v1/moderations.
 
-These are the hot path (a cache hit is ~0.1 ms of work in all), so they are served as plain
+These are the hot path (a cache hit is a fraction of a millisecond of work), so they are plain
 Starlette routes: FastAPI's per-request machinery for a declared route (dependency solving, exit
-stack, a spare Response) measured ~15 µs of it here. They are still documented: `documentation`
+stack, a spare Response) was a sizeable share of it. They are still documented: `documentation`
 holds the same operations as FastAPI routes, used only to build /openapi.json.
 """
 
