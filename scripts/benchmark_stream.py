@@ -170,7 +170,7 @@ def main() -> None:
             for variant in VARIANTS:
                 url = start_gateway(stack, standins, variant)
                 for clients in (1, 16):
-                    row = asyncio.run(measure(url, clients, options.rounds))
+                    row: dict[str, Any] = asyncio.run(measure(url, clients, options.rounds))
                     base = direct[clients]
                     row.update(
                         variant=variant.name,

@@ -47,8 +47,8 @@ def test_sync_prompt_check_and_cache(gateway_process: GatewayProcess) -> None:
 
 
 def test_sync_response_check_with_messages_and_dicts(gateway_process: GatewayProcess) -> None:
-    conversation = [
-        Message(role="user", content=unique("How do I bake bread?")),  # type: ignore[arg-type]
+    conversation: list[Message | dict[str, str]] = [
+        Message(role="user", content=unique("How do I bake bread?")),
         {"role": "assistant", "content": "Mix flour, water, salt and yeast; knead; bake."},
     ]
     with RSafeClient(gateway_process.url) as client:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import orjson
 import pytest
@@ -49,7 +50,8 @@ def test_breaker_opens_after_threshold_fails_fast_and_closes_after_a_good_trial(
     assert breaker.state is BreakerState.CLOSED
     breaker.before_call()
     breaker.record_failure()
-    assert breaker.state is BreakerState.OPEN
+    # mypy keeps the CLOSED narrowing across record_failure(), which changes the state
+    assert breaker.state is BreakerState.OPEN  # type: ignore[comparison-overlap]
     with pytest.raises(BackendUnavailable, match="circuit breaker open"):
         breaker.before_call()
     clock.now += 5
@@ -126,10 +128,10 @@ def test_key_hashes_from_setting_and_file(tmp_path: object) -> None:
     file = Path(str(tmp_path)) / "hashes"
     other = hashlib.sha256(b"other").hexdigest()
     file.write_text(f"{other.upper()}\n\n")
-    settings = Settings(api_key_hashes=hash_key(KEY), api_key_hashes_file=file, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(api_key_hashes=hash_key(KEY), api_key_hashes_file=file, _env_file=None)
     assert settings.key_hashes() == {hash_key(KEY), other}
     with pytest.raises(ValueError, match="SHA-256"):
-        Settings(api_key_hashes="not-a-hash", _env_file=None).key_hashes()  # type: ignore[call-arg]
+        Settings(api_key_hashes="not-a-hash", _env_file=None).key_hashes()
 
 
 def test_auth_on_the_routes(make_client: Callable[..., TestClient]) -> None:
@@ -222,7 +224,7 @@ def test_body_limit_413(make_client: Callable[..., TestClient]) -> None:
     assert response.status_code == 413
     assert response.json()["error"]["type"] == "payload_too_large"
 
-    def chunks():  # no Content-Length: counted as it arrives
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
         yield b'{"input": "'
         for _ in range(10):
             yield b"x" * 500
@@ -292,7 +294,7 @@ def test_limits_apply_to_the_text_as_judged(make_client: Callable[..., TestClien
     expanding = "\ufdfa" * 100
     with standin_server(body=GOOD_COMPLETION) as url:
         client = make_client(model_server_url=url, max_text_chars=1000, max_policy_chars=1000)
-        for payload, param in [
+        cases: list[tuple[dict[str, Any], str]] = [
             ({"input": expanding}, "input"),
             ({"input": [{"role": "user", "content": expanding}]}, "input[0].content"),
             (
@@ -306,7 +308,8 @@ def test_limits_apply_to_the_text_as_judged(make_client: Callable[..., TestClien
             ),
             ({"input": "a\u200b" * 200}, "input"),  # each U+200B is shown as "[U+200B]"
             ({"input": "hi", "policy": f"X1 - Spam\n{expanding}"}, "policy"),
-        ]:
+        ]
+        for payload, param in cases:
             response = client.post("/v1/moderate", json={**payload, "cache": False})
             assert response.status_code == 400, (param, response.text)
             error = response.json()["error"]

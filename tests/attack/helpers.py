@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 
 import aiohttp
@@ -57,7 +58,7 @@ def error_shape_problem(body: Any) -> str | None:
     return None
 
 
-def assert_error(body: Any, error_type: str, param: str | None = ...) -> None:  # type: ignore[assignment]
+def assert_error(body: Any, error_type: str, param: str | EllipsisType | None = ...) -> None:
     problem = error_shape_problem(body)
     assert problem is None, problem
     assert body["error"]["type"] == error_type, body
@@ -239,7 +240,8 @@ def metric_samples(text: str, name: str) -> list[tuple[str, float]]:
 
 
 def rss_mib(pid: int) -> float:
-    return psutil.Process(pid).memory_info().rss / 2**20
+    rss: int = psutil.Process(pid).memory_info().rss
+    return rss / 2**20
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

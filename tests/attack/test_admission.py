@@ -18,9 +18,10 @@ import hashlib
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -304,7 +305,7 @@ def test_a_key_has_at_most_its_cap_of_requests_in_progress(
     async def scenario() -> tuple[list[httpx.Response], httpx.Response]:
         async with httpx.AsyncClient(base_url=limited.url, timeout=30) as client:
 
-            def slow(key: int) -> object:
+            def slow(key: int) -> Coroutine[Any, Any, httpx.Response]:
                 body = {"input": unique("SLOW request"), "cache": False}
                 return client.post("/v1/moderate", json=body, headers=bearer(key))
 

@@ -22,4 +22,4 @@ def test_readyz_503_is_exactly_the_error_shape(make_client: Callable[..., TestCl
 
 def test_empty_redis_url_disables_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RSAFE_REDIS_URL", "")
-    assert not Settings(_env_file=None).redis_url  # type: ignore[call-arg]
+    assert not Settings(_env_file=None).redis_url

@@ -7,8 +7,9 @@ from typing import Any
 
 import httpx
 import orjson
+from openai.types.chat import ChatCompletionMessageParam
 
-USER = [{"role": "user", "content": "How do I bake bread?"}]
+USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "How do I bake bread?"}]
 
 
 def chat_body(script: str = "safe", *, stream: bool = True, **extra: Any) -> dict[str, Any]:

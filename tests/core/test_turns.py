@@ -52,8 +52,10 @@ def test_prompt_check_of_a_conversation_stops_at_the_last_user_turn() -> None:
         ([("user", "x" * 60), ("assistant", "y" * 60)], None, "input"),
     ],
 )
-def test_invalid_inputs_name_the_field(data: object, target: Target | None, param: str) -> None:
-    value = data if isinstance(data, str) else msgs(*data)  # type: ignore[arg-type]
+def test_invalid_inputs_name_the_field(
+    data: str | list[tuple[str, str]], target: Target | None, param: str
+) -> None:
+    value = data if isinstance(data, str) else msgs(*data)
     with pytest.raises(InvalidInput) as caught:
         resolve_turns(value, target, LIMITS)
     assert caught.value.param == param

@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -424,7 +425,9 @@ async def test_retention_deletes_old_rows_and_blanks_old_content(
         purged = await enforce_retention(pool, Retention(days=90, content_days=7))
     assert (purged.decisions, purged.contents) == (1, 1)
     with psycopg.connect(database) as connection:
-        rows = dict(connection.execute("SELECT id, content FROM decisions").fetchall())
+        rows: dict[Any, str | None] = dict(
+            connection.execute("SELECT id, content FROM decisions").fetchall()
+        )
     assert rows == {ids[1]: None, ids[2]: "r2"}
 
 

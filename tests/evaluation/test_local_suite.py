@@ -11,7 +11,7 @@ SUITE = local_suite.REPO / "data" / "local-suite"
 
 
 def make(i: int, text: str, source: str = "src", label: str = "unsafe") -> EvalItem:
-    return EvalItem(id=f"{source}-{i:03d}", prompt=text, label=label, source=source)  # type: ignore[arg-type]
+    return EvalItem(id=f"{source}-{i:03d}", prompt=text, label=label, source=source)
 
 
 WORDS = (
@@ -50,7 +50,8 @@ WORDS = (
 
 def sentence(seed: int, length: int = 8) -> str:
     """Distinct word sets for different seeds (a tiny LCG keeps it deterministic)."""
-    state, words = seed * 7919 + 17, []
+    state = seed * 7919 + 17
+    words: list[str] = []
     while len(words) < length:
         state = (state * 1103515245 + 12345) % 2**31
         word = WORDS[state % len(WORDS)]

@@ -18,7 +18,7 @@ def test_benchmark_is_valid() -> None:
     assert len(cases) >= 60
     assert pf.validate(cases) == []
     known = set(load_policy_dirs([SHIPPED_POLICY_DIR]))
-    used = Counter()
+    used: Counter[str] = Counter()
     for case in cases:
         verdicts = {e.expected for e in case.expectations}
         assert verdicts == {"safe", "unsafe"}, case.id

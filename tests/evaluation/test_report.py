@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner
 
@@ -22,7 +23,7 @@ def rows(flip: bool) -> list[ResultRow]:
     return out
 
 
-def summary(flip: bool, temperature: float) -> dict:
+def summary(flip: bool, temperature: float) -> dict[str, Any]:
     run = {"dataset": "demo", "decoding": {"temperature": temperature, "reasoning_max_chars": 200}}
     return build_summary(compute_metrics(rows(flip)), run)
 

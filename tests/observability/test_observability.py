@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,19 +32,22 @@ def tool(name: str) -> str:
     return path
 
 
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    values = {}
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def samples(text: str) -> Samples:
+    values: Samples = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return values
 
 
-def value(all_samples: dict, name: str, **labels: str) -> float:
+def value(all_samples: Samples, name: str, **labels: str) -> float:
     return all_samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def moderate(gateway: GatewayProcess, payload: dict, **headers: str) -> httpx.Response:
+def moderate(gateway: GatewayProcess, payload: dict[str, Any], **headers: str) -> httpx.Response:
     return httpx.post(f"{gateway.url}/v1/moderate", json=payload, headers=headers, timeout=60)
 
 

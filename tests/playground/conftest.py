@@ -145,7 +145,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(str(CHROMEDRIVER), log_output=str(profile.parent / "chromedriver.log"))
     driver = webdriver.Chrome(service=service, options=options)
-    driver.download_dir = downloads
+    # WebDriver has no such attribute: the tests read the download folder back from it
+    driver.download_dir = downloads  # type: ignore[attr-defined]
     driver.set_script_timeout(30)
     try:
         yield driver

@@ -21,7 +21,7 @@ def with_playground(app: FastAPI) -> FastAPI:
 
 
 def main() -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     app = with_playground(create_app(settings))
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
 

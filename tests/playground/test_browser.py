@@ -27,7 +27,8 @@ try:
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select, WebDriverWait
 except ImportError:  # pragma: no cover - the `browser` fixture fails with the install hint
-    By = Keys = Select = WebDriverWait = None
+    # never used without selenium: the `browser` fixture fails with the install hint first
+    By = Keys = Select = WebDriverWait = None  # type: ignore[assignment,misc]
 
 MODEL_WAIT = 120  # seconds: the tiny model on two CPU cores, a few requests queued
 UI_WAIT = 15
