@@ -235,15 +235,17 @@ def test_api_keys_rate_limits_and_body_limits_apply(
     gateway = make_gateway(
         model_server_url=standins.guard_url, upstream_url=standins.llm_url, auth_enabled=True,
         api_key_hashes=hashlib.sha256(key.encode()).hexdigest(), rate_limit_per_second=0.01,
-        rate_limit_burst=1, max_body_bytes=2048,
+        rate_limit_burst=2, max_body_bytes=2048,
     )  # fmt: skip
     assert post(gateway, chat_body()).status_code == 401
     authorised = {"Authorization": f"Bearer {key}"}
+    # Admission (key, then a token) comes before the body is read: the oversized body pays its
+    # token and is refused unread, so it goes first while the bucket still has one for the next.
+    big = chat_body(messages=[{"role": "user", "content": "x" * 4000}])
+    assert post(gateway, big, headers=authorised).status_code == 413
     assert post(gateway, chat_body(stream=False), headers=authorised).status_code == 200
     limited = post(gateway, chat_body(), headers=authorised)
     assert limited.status_code == 429 and error_of(limited)["type"] == "rate_limited"
-    big = chat_body(messages=[{"role": "user", "content": "x" * 4000}])
-    assert post(gateway, big, headers=authorised).status_code == 413
     # The caller's key stays in the gateway: the upstream never sees it.
     assert all("authorization" not in record.headers for record in standins.records)
 

@@ -506,7 +506,7 @@ def test_buffered_decisions_are_flushed_at_shutdown(verdict_server: str, databas
     settings = tiny_settings(
         model_server_url=verdict_server, database_url=database, decision_log_flush_seconds=5.0
     )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         wait_until(lambda: count_rows(database) == 0, 30, "the migrated schema")
         ids = {client.post("/v1/moderate", json={"input": f"s{i}"}).json()["id"] for i in range(50)}
     # Leaving the block ran the lifespan shutdown: the writer drained its buffer.
