@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +30,23 @@ _KEEP = {
 
 
 class JsonlMetricsCallback(TrainerCallback):
-    """One JSON line per logging step: step, epoch and the metrics above (short names)."""
+    """One JSON line per logging step: step, epoch and the metrics above (short names).
 
-    def __init__(self, path: Path, stage: str) -> None:
+    A fresh run starts an empty file; a run resumed from the checkpoint of step N keeps the lines
+    up to N (the steps after it are trained, and logged, again)."""
+
+    def __init__(self, path: Path, stage: str, resume_step: int | None = None) -> None:
         self.path = path
         self.stage = stage
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("")
+        kept = ""
+        if resume_step is not None and path.is_file():
+            kept = "".join(
+                json.dumps(record) + "\n"
+                for record in read_metrics(path)
+                if record.get("step", 0) <= resume_step
+            )
+        path.write_text(kept)
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
@@ -46,12 +57,13 @@ class JsonlMetricsCallback(TrainerCallback):
             "stage": self.stage,
             "step": state.global_step,
             "epoch": state.epoch,
+            "time": round(time.time(), 1),  # wall clock: s/step and an ETA from the file alone
         }
         for key, name in _KEEP.items():
             value = logs.get(key)
             if isinstance(value, int | float):
                 record[name] = float(value)
-        if len(record) > 3:
+        if len(record) > 4:
             with self.path.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
 

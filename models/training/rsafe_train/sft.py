@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rsafe_train.checkpoint import has_gpu, load_model_and_tokenizer, peft_config, save_for_vllm
+from rsafe_train.checkpoint import (
+    checkpoint_step,
+    has_gpu,
+    last_checkpoint,
+    load_model_and_tokenizer,
+    peft_config,
+    save_for_vllm,
+)
 from rsafe_train.config import RunConfig, as_dict
 from rsafe_train.data import Example, read_jsonl
 from rsafe_train.metrics import JsonlMetricsCallback, use_rich_progress
@@ -83,8 +90,17 @@ def sft_records(
     return records
 
 
+def resume_point(out_dir: Path, resume: bool) -> str | None:
+    """The checkpoint to resume from: the newest in `out_dir` when asked, else none."""
+    return last_checkpoint(out_dir) if resume else None
+
+
 def run_sft(
-    config: RunConfig, *, model_path: str | None = None, out_dir: Path | None = None
+    config: RunConfig,
+    *,
+    model_path: str | None = None,
+    out_dir: Path | None = None,
+    resume: bool = False,
 ) -> StageResult:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -111,6 +127,7 @@ def run_sft(
         logging_steps=settings.logging_steps,
         save_strategy="steps" if settings.save_steps else "no",
         save_steps=settings.save_steps or 500,
+        save_total_limit=2,
         use_cpu=on_cpu,
         bf16=not on_cpu,
         seed=config.seed,
@@ -119,16 +136,17 @@ def run_sft(
         **({"gradient_checkpointing": True} if settings.gradient_checkpointing else {}),
     )
     metrics = out_dir / "metrics.jsonl"
+    checkpoint = resume_point(out_dir, resume)
     trainer = SFTTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(records),
         processing_class=tokenizer,
         peft_config=peft_config(settings.lora),
-        callbacks=[JsonlMetricsCallback(metrics, "sft")],
+        callbacks=[JsonlMetricsCallback(metrics, "sft", checkpoint_step(checkpoint))],
     )
     use_rich_progress(trainer, "stage 1 SFT")
-    trainer.train()
+    trainer.train(resume_from_checkpoint=checkpoint)
     final = save_for_vllm(
         trainer.model,
         tokenizer,
