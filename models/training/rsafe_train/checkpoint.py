@@ -65,6 +65,7 @@ def peft_config(settings: LoraSettings) -> Any | None:
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
         target_modules=settings.target_modules,
+        layers_to_transform=settings.layers_to_transform,
         task_type="CAUSAL_LM",
     )
 

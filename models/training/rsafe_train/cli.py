@@ -79,6 +79,9 @@ def prepare_data_command(
             "leave out or allow its category; see rsafe_train.swaps)"
         ),
     ] = False,
+    covering_views: Annotated[
+        bool, typer.Option(help="with --policy-swaps: also the view under a short covering policy")
+    ] = True,
 ) -> None:
     """Convert data sets' local files into the unified JSONL (balanced, length-capped)."""
     from rsafe_train import data
@@ -111,7 +114,7 @@ def prepare_data_command(
     if policy_swaps:
         from rsafe_train.swaps import default_builder, with_swaps
 
-        examples = with_swaps(examples, default_builder(seed))
+        examples = with_swaps(examples, default_builder(seed, with_covering=covering_views))
     data.write_jsonl(examples, out)
     table = Table(title=f"{out} ({len(examples)} items)")
     for column in ("source", "view", "safe", "unsafe"):

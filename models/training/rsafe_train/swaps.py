@@ -85,6 +85,12 @@ class SwapBuilder:
     allow_share: float = 0.3  # share of "leave out" views that also say the category is allowed
     min_categories: int = 2
     max_categories: int = 6
+    # Other shipped policies spell each category out over several lines: fewer of them keep the
+    # prompt short (cost) and within the training length.
+    max_other_categories: int = 3
+    # The covering view repeats what the default policy already shows (its category listed):
+    # it can be left out when the budget is tight.
+    with_covering: bool = True
 
     def __post_init__(self) -> None:
         self._default = PolicyLayout.of(self.default)
@@ -125,12 +131,14 @@ class SwapBuilder:
         if example.source in UNIVERSALLY_SAFE_SOURCES:
             layouts += self._others
         layout = rng.choice(layouts)
-        ids = _sample(rng, layout.ids, self.min_categories, self.max_categories)
+        most = self.max_categories if layout is self._default else self.max_other_categories
+        ids = _sample(rng, layout.ids, self.min_categories, most)
         return replace(example, policy=layout.render(ids))
 
     def views(self, example: Example) -> list[Example]:
         """The swap views of one item (the item itself, under the default, is not included)."""
-        made = (self.covering(example), self.leaving_out(example), self.safe_elsewhere(example))
+        covering = self.covering(example) if self.with_covering else None
+        made = (covering, self.leaving_out(example), self.safe_elsewhere(example))
         return [view for view in made if view is not None]
 
 
@@ -143,9 +151,12 @@ def with_swaps(examples: Sequence[Example], builder: SwapBuilder) -> list[Exampl
     return out
 
 
-def default_builder(seed: int = 0, default_id: str = "rsafe-default") -> SwapBuilder:
+def default_builder(
+    seed: int = 0, default_id: str = "rsafe-default", *, with_covering: bool = True
+) -> SwapBuilder:
     """Swaps from the shipped policies: `default_id` (whose ids `Example.category` uses) for the
     covering / leaving-out views, every other shipped policy for everyday content."""
     policies = load_policy_dirs([POLICIES_DIR])
     default = policies.pop(default_id)
-    return SwapBuilder(default, [policies[key] for key in sorted(policies)], seed=seed)
+    others = [policies[key] for key in sorted(policies)]
+    return SwapBuilder(default, others, seed=seed, with_covering=with_covering)
