@@ -16,7 +16,7 @@ ADAPTER_CONFIG = "adapter_config.json"
 def has_gpu() -> bool:
     import torch
 
-    return torch.cuda.is_available()
+    return bool(torch.cuda.is_available())
 
 
 def load_model_and_tokenizer(path: str | Path, *, use_cpu: bool | None = None) -> tuple[Any, Any]:

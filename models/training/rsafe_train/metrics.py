@@ -29,7 +29,7 @@ _KEEP = {
 }
 
 
-class JsonlMetricsCallback(TrainerCallback):
+class JsonlMetricsCallback(TrainerCallback):  # type: ignore[misc]  # untyped in the gateway venv
     """One JSON line per logging step: step, epoch and the metrics above (short names).
 
     A fresh run starts an empty file; a run resumed from the checkpoint of step N keeps the lines
@@ -138,7 +138,7 @@ def plot_metrics(jsonl: Path, png: Path, title: str = "GRPO rewards") -> Path:
     return png
 
 
-class RichProgressCallback(TrainerCallback):
+class RichProgressCallback(TrainerCallback):  # type: ignore[misc]  # untyped in the gateway venv
     """A rich progress bar per stage, with the latest reward (GRPO) or loss (SFT) in its text."""
 
     def __init__(self, stage: str) -> None:
