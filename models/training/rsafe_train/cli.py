@@ -18,6 +18,9 @@ console = Console()
 CONFIGS = REPO_ROOT / "models" / "configs"
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML run config")]
+ResumeOption = Annotated[
+    bool, typer.Option(help="go on from the newest checkpoint-N in the stage's output folder")
+]
 SetOption = Annotated[
     list[str] | None,
     typer.Option("--set", help="override, e.g. grpo.learning_rate=1e-6 (repeatable)"),
@@ -69,6 +72,16 @@ def prepare_data_command(
     with_local_suite: Annotated[
         bool, typer.Option(help="add data/local-suite/train.jsonl if present")
     ] = False,
+    policy_swaps: Annotated[
+        bool,
+        typer.Option(
+            help="add policy-swap views (the same content under short policies that list, "
+            "leave out or allow its category; see rsafe_train.swaps)"
+        ),
+    ] = False,
+    covering_views: Annotated[
+        bool, typer.Option(help="with --policy-swaps: also the view under a short covering policy")
+    ] = True,
 ) -> None:
     """Convert data sets' local files into the unified JSONL (balanced, length-capped)."""
     from rsafe_train import data
@@ -98,12 +111,20 @@ def prepare_data_command(
         max_response_level_tokens=max_response_tokens,
         counter=counter,
     )
+    if policy_swaps:
+        from rsafe_train.swaps import default_builder, with_swaps
+
+        examples = with_swaps(examples, default_builder(seed, with_covering=covering_views))
     data.write_jsonl(examples, out)
     table = Table(title=f"{out} ({len(examples)} items)")
-    for column in ("source", "safe", "unsafe"):
+    for column in ("source", "view", "safe", "unsafe"):
         table.add_column(column)
-    for source, row in data.counts(examples).items():
-        table.add_row(source, str(row["safe"]), str(row["unsafe"]))
+    for view, chosen in (
+        ("default policy", [e for e in examples if e.policy is None]),
+        ("policy swap", [e for e in examples if e.policy is not None]),
+    ):
+        for source, row in data.counts(chosen).items():
+            table.add_row(source, view, str(row["safe"]), str(row["unsafe"]))
     console.print(table)
 
 
@@ -114,11 +135,14 @@ def sft(
     data: Annotated[str | None, typer.Option(help="unified JSONL")] = None,
     output_dir: Annotated[str | None, typer.Option()] = None,
     overrides: SetOption = None,
+    resume: ResumeOption = False,
 ) -> None:
     """Stage 1: guided-reasoning SFT warm-up (writes OUTPUT_DIR/sft/final)."""
     from rsafe_train.sft import run_sft
 
-    result = run_sft(_config(config, overrides, model=model, data=data, output_dir=output_dir))
+    result = run_sft(
+        _config(config, overrides, model=model, data=data, output_dir=output_dir), resume=resume
+    )
     console.print(
         f"[green]stage 1 done[/green] in {result.seconds:.0f}s on {result.examples} items: "
         f"{result.checkpoint}"
@@ -134,11 +158,14 @@ def grpo(
     data: Annotated[str | None, typer.Option(help="unified JSONL")] = None,
     output_dir: Annotated[str | None, typer.Option()] = None,
     overrides: SetOption = None,
+    resume: ResumeOption = False,
 ) -> None:
     """Stage 2: GRPO with the rule-based reward (OUTPUT_DIR/grpo/final, metrics, rewards.png)."""
     from rsafe_train.grpo import run_grpo
 
-    result = run_grpo(_config(config, overrides, model=model, data=data, output_dir=output_dir))
+    result = run_grpo(
+        _config(config, overrides, model=model, data=data, output_dir=output_dir), resume=resume
+    )
     console.print(
         f"[green]stage 2 done[/green] in {result.seconds:.0f}s on {result.examples} prompts: "
         f"{result.checkpoint} (metrics {result.metrics})"

@@ -25,6 +25,9 @@ class LoraSettings:
     alpha: int = 32
     dropout: float = 0.05
     target_modules: str | list[str] = "all-linear"
+    # Only these decoder layers get adapters (None: all). The backward pass stops at the lowest
+    # adapted layer, so adapting the top layers only is much cheaper on a CPU.
+    layers_to_transform: list[int] | None = None
 
 
 @dataclass
@@ -41,6 +44,7 @@ class SFTSettings:
     """Stage 1: guided-reasoning warm-up (measured on CPU: 64 items, batch 8, lr 2e-5, 1 epoch)."""
 
     max_examples: int | None = None  # None: every item of the data file
+    selection: str = "random"  # or "by_item": whole items, all their policy views together
     reasoning: str = "template"  # "template" or "teacher"
     teacher: TeacherSettings = field(default_factory=TeacherSettings)
     learning_rate: float = 2e-5
@@ -53,6 +57,8 @@ class SFTSettings:
     logging_steps: int = 1
     save_steps: int = 0  # 0: only the final save
     gradient_checkpointing: bool = False
+    # "group_by_length" batches items of similar length: less padding, the same items per epoch.
+    sampling: str = "random"
     lora: LoraSettings = field(default_factory=LoraSettings)
 
 

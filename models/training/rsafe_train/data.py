@@ -1,8 +1,11 @@
 """Training data: the public data sets' local files → one labelled JSONL schema.
 
 Schema of every record (`Example`): `{"prompt": str, "response"?: str, "label": "safe"|"unsafe",
-"source": str}`. A record with a `response` is a response-level item (is the agent's reply unsafe?),
-one without is prompt-level (is the user's message unsafe?).
+"source": str, "category"?: str, "topic"?: str, "policy"?: str}`. A record with a `response` is a
+response-level item (is the agent's reply unsafe?), one without is prompt-level (is the user's
+message unsafe?). `category` (an rsafe-default id) and `topic` say what the content is, for stage
+1's reasoning and the policy swaps (`categories.py`, `swaps.py`); `policy` is the policy text the
+item is judged under when it is not the run's default (a policy-swap view).
 
 Converters read the files as the data sets publish them (JSONL, JSON, CSV or Parquet), by column:
 - ToxicChat (toxicchat0124): `user_input`, `toxicity` (1 → unsafe) — prompt-level;
@@ -31,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from rsafe_train.categories import annotate
+
 SAFE = "safe"
 UNSAFE = "unsafe"
 LOCAL_SUITE_PATH = Path("data/local-suite/train.jsonl")
@@ -46,6 +51,9 @@ class Example:
     label: str
     source: str
     response: str | None = None
+    category: str | None = None
+    topic: str | None = None
+    policy: str | None = None
 
     def __post_init__(self) -> None:
         if self.label not in (SAFE, UNSAFE):
@@ -61,6 +69,10 @@ class Example:
             record["response"] = self.response
         record["label"] = self.label
         record["source"] = self.source
+        for key in ("category", "topic", "policy"):
+            value = getattr(self, key)
+            if value is not None:
+                record[key] = value
         return record
 
     @classmethod
@@ -71,6 +83,9 @@ class Example:
             label=str(record["label"]).strip().lower(),
             source=str(record.get("source") or "unknown"),
             response=None if response in (None, "") else str(response),
+            category=_text(record.get("category")),
+            topic=_text(record.get("topic")),
+            policy=record.get("policy") or None,  # verbatim: it is the prompt's policy text
         )
 
 
@@ -218,7 +233,8 @@ def convert_beavertails(path: Path, source: str = "beavertails") -> Iterator[Exa
 
 
 def read_local_suite(path: Path = LOCAL_SUITE_PATH, *, required: bool = False) -> list[Example]:
-    """The project's own labelled suite; an absent file gives [] unless `required`."""
+    """The project's own labelled suite, each item with its category and topic (from the
+    source's own labels in `meta`, else the text); an absent file gives [] unless `required`."""
     if not path.is_file():
         if required:
             raise DataFormatError(f"{path}: the local suite is not there")
@@ -227,7 +243,14 @@ def read_local_suite(path: Path = LOCAL_SUITE_PATH, *, required: bool = False) -
     for row in read_records(path):
         for column in ("prompt", "label"):
             _column(row, column, path)
-        examples.append(Example.from_dict({**row, "source": row.get("source") or "local-suite"}))
+        source = str(row.get("source") or "local-suite")
+        meta = row.get("meta") if isinstance(row.get("meta"), dict) else {}
+        found = annotate(str(row["prompt"]), str(row["label"]).strip().lower(), source, meta)
+        examples.append(
+            Example.from_dict(
+                {**row, "source": source, "category": found.category, "topic": found.topic}
+            )
+        )
     return examples
 
 

@@ -18,7 +18,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rsafe_train.checkpoint import has_gpu, load_model_and_tokenizer, peft_config, save_for_vllm
+from rsafe_train.checkpoint import (
+    checkpoint_step,
+    has_gpu,
+    is_peft_model,
+    load_model_and_tokenizer,
+    peft_config,
+    save_for_vllm,
+)
 from rsafe_train.config import GRPOSettings, RunConfig, as_dict
 from rsafe_train.data import read_jsonl
 from rsafe_train.metrics import JsonlMetricsCallback, plot_metrics, use_rich_progress
@@ -28,7 +35,7 @@ from rsafe_train.reward import (
     accuracy_reward_func,
     format_reward_func,
 )
-from rsafe_train.sft import StageResult, policy_resolver, select
+from rsafe_train.sft import StageResult, policy_resolver, resume_point, select
 
 
 def prompt_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
@@ -49,7 +56,11 @@ def batch_layout(settings: GRPOSettings, world_size: int = 1) -> tuple[int, int]
 
 
 def run_grpo(
-    config: RunConfig, *, model_path: str | None = None, out_dir: Path | None = None
+    config: RunConfig,
+    *,
+    model_path: str | None = None,
+    out_dir: Path | None = None,
+    resume: bool = False,
 ) -> StageResult:
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
@@ -93,6 +104,7 @@ def run_grpo(
         logging_steps=settings.logging_steps,
         save_strategy="steps" if settings.save_steps else "no",
         save_steps=settings.save_steps or 500,
+        save_total_limit=2,
         log_completions=settings.log_completions,
         use_cpu=on_cpu,
         bf16=not on_cpu,
@@ -102,17 +114,20 @@ def run_grpo(
         **({"gradient_checkpointing": True} if settings.gradient_checkpointing else {}),
     )
     metrics = out_dir / "metrics.jsonl"
+    checkpoint = resume_point(out_dir, resume)
+    # A model that already carries a (stage-1) adapter goes on training it: no second adapter.
+    lora = None if is_peft_model(model) else peft_config(settings.lora)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=[accuracy_reward_func, format_reward_func],
         args=args,
         train_dataset=Dataset.from_list(records),
         processing_class=tokenizer,
-        peft_config=peft_config(settings.lora),
-        callbacks=[JsonlMetricsCallback(metrics, "grpo")],
+        peft_config=lora,
+        callbacks=[JsonlMetricsCallback(metrics, "grpo", checkpoint_step(checkpoint))],
     )
     use_rich_progress(trainer, "stage 2 GRPO")
-    trainer.train()
+    trainer.train(resume_from_checkpoint=checkpoint)
     final = save_for_vllm(
         trainer.model,
         tokenizer,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +29,24 @@ _KEEP = {
 }
 
 
-class JsonlMetricsCallback(TrainerCallback):
-    """One JSON line per logging step: step, epoch and the metrics above (short names)."""
+class JsonlMetricsCallback(TrainerCallback):  # type: ignore[misc]  # untyped in the gateway venv
+    """One JSON line per logging step: step, epoch and the metrics above (short names).
 
-    def __init__(self, path: Path, stage: str) -> None:
+    A fresh run starts an empty file; a run resumed from the checkpoint of step N keeps the lines
+    up to N (the steps after it are trained, and logged, again)."""
+
+    def __init__(self, path: Path, stage: str, resume_step: int | None = None) -> None:
         self.path = path
         self.stage = stage
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("")
+        kept = ""
+        if resume_step is not None and path.is_file():
+            kept = "".join(
+                json.dumps(record) + "\n"
+                for record in read_metrics(path)
+                if record.get("step", 0) <= resume_step
+            )
+        path.write_text(kept)
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
@@ -46,12 +57,13 @@ class JsonlMetricsCallback(TrainerCallback):
             "stage": self.stage,
             "step": state.global_step,
             "epoch": state.epoch,
+            "time": round(time.time(), 1),  # wall clock: s/step and an ETA from the file alone
         }
         for key, name in _KEEP.items():
             value = logs.get(key)
             if isinstance(value, int | float):
                 record[name] = float(value)
-        if len(record) > 3:
+        if len(record) > 4:
             with self.path.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
 
@@ -62,33 +74,63 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     ]
 
 
+REWARD_SERIES = ("reward", "format_reward", "accuracy_reward")
+# GRPO's health per step: shares in [0, 1] on the left axis, the mean length on the right one.
+SHARE_SERIES = ("completion_clipped_ratio", "frac_reward_zero_std")
+LENGTH_SERIES = "completion_mean_length"
+
+
+def _points(records: list[dict[str, Any]], name: str) -> tuple[list[float], list[float]]:
+    pairs = [(float(r["step"]), float(r[name])) for r in records if name in r]
+    return [x for x, _ in pairs], [y for _, y in pairs]
+
+
 def plot_metrics(jsonl: Path, png: Path, title: str = "GRPO rewards") -> Path:
-    """Mean, format and accuracy reward per step (the loss when there is no reward)."""
+    """Mean, format and accuracy reward per step, and under them the share of clipped
+    completions, the share of zero-variance groups and the mean completion length (GRPO);
+    the loss when there is no reward (SFT)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    records = read_metrics(jsonl)
-    series = ("reward", "format_reward", "accuracy_reward")
-    if not any(name in r for r in records for name in series):
-        series = ("loss",)
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    for name in series:
-        points = [(r["step"], r[name]) for r in records if name in r]
-        if points:
-            xs, ys = zip(*points, strict=True)
-            ax.plot(xs, ys, marker="o", markersize=3, label=name)
     from matplotlib.ticker import MaxNLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("value")
-    if series != ("loss",):
-        ax.set_ylim(-0.05, 1.05)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    records = read_metrics(jsonl)
+    rewards = any(name in r for r in records for name in REWARD_SERIES)
+    health = rewards and any(name in r for r in records for name in SHARE_SERIES)
+    fig, axes = plt.subplots(
+        2 if health else 1, 1, figsize=(7, 6.5 if health else 4), dpi=100, sharex=True,
+        squeeze=False,
+    )  # fmt: skip
+    top = axes[0][0]
+    for name in REWARD_SERIES if rewards else ("loss",):
+        xs, ys = _points(records, name)
+        if xs:
+            top.plot(xs, ys, marker="o", markersize=3, label=name)
+    if rewards:
+        top.set_ylim(-0.05, 1.05)
+    top.set_ylabel("value")
+    top.set_title(title)
+    top.grid(alpha=0.3)
+    top.legend()
+    bottom = axes[-1][0]
+    if health:
+        for name in SHARE_SERIES:
+            xs, ys = _points(records, name)
+            if xs:
+                bottom.plot(xs, ys, marker="o", markersize=3, label=name)
+        bottom.set_ylim(-0.05, 1.05)
+        bottom.set_ylabel("share")
+        bottom.grid(alpha=0.3)
+        xs, ys = _points(records, LENGTH_SERIES)
+        if xs:
+            right = bottom.twinx()
+            right.plot(xs, ys, color="grey", linestyle="--", label="completion tokens (mean)")
+            right.set_ylabel("tokens")
+            right.legend(loc="upper right")
+        bottom.legend(loc="upper left")
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+    bottom.set_xlabel("optimizer step")
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png)
@@ -96,7 +138,7 @@ def plot_metrics(jsonl: Path, png: Path, title: str = "GRPO rewards") -> Path:
     return png
 
 
-class RichProgressCallback(TrainerCallback):
+class RichProgressCallback(TrainerCallback):  # type: ignore[misc]  # untyped in the gateway venv
     """A rich progress bar per stage, with the latest reward (GRPO) or loss (SFT) in its text."""
 
     def __init__(self, stage: str) -> None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
-from rsafe_core.policy import Policy, load_policy_file
+from rsafe_core.policy import Policy, inline_policy, load_policy_file
 from rsafe_core.prompt import render_messages
 from rsafe_core.turns import Role, Target, Turn
 
@@ -32,8 +33,15 @@ def turns_for(example: Example) -> tuple[list[Turn], Target]:
 
 
 def build_messages(example: Example, policy: Policy) -> list[dict[str, str]]:
+    """As the gateway renders it: a policy with categories gets the `Categories:` request
+    (the gateway's default `elicit_categories`)."""
     turns, target = turns_for(example)
-    return render_messages(turns, policy.body, target)
+    return render_messages(turns, policy.body, target, ask_categories=bool(policy.category_ids))
+
+
+@lru_cache(maxsize=4096)
+def _inline(text: str) -> Policy:
+    return inline_policy(text)
 
 
 @dataclass
@@ -55,6 +63,10 @@ class PolicyResolver:
         )
 
     def policy_for(self, example: Example) -> Policy:
+        """The item's own policy text (a swap view, read as the gateway reads an inline policy),
+        else its source's, else the default."""
+        if example.policy is not None:
+            return _inline(example.policy)
         return self.by_source.get(example.source, self.default)
 
     def messages(self, example: Example) -> list[dict[str, str]]:

@@ -4,10 +4,11 @@ Every source returns the completion in the exact serving format, `<think>…</th
 (what `rsafe_core.prompt.answer_regex` accepts: no `<`/`>` inside the reasoning), or None when it
 has no acceptable completion for an item (the item is then left out of stage 1).
 
-- `TemplateReasoning`: offline and deterministic. One or two sentences that name the policy's
-  categories: for an unsafe item the category whose name/description best overlaps the text,
-  for a safe one the statement that no category applies. Enough to teach the FORMAT (what GRPO
-  needs to get any signal, see shared/design/training-cpu.md); the judging comes from GRPO.
+- `TemplateReasoning`: offline and deterministic. Two short sentences per item: what the content
+  is (its `topic`), then which category of THE POLICY IN THE PROMPT covers it (its `category`,
+  when that policy lists it), or that the policy leaves that category out or allows it, or that
+  none applies. Unsafe answers end with the `Categories:` line the gateway asks for. Short on
+  purpose: GRPO later samples within a small completion budget.
 - `TeacherReasoning`: a stronger model behind an OpenAI-compatible endpoint (e.g. vLLM serving a
   bigger instruct model), prompted with the same messages; rejection sampling keeps only answers
   in the right format with the gold verdict, retried a few times, else the fallback source.
@@ -20,15 +21,19 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Protocol
 
-from rsafe_core.policy import Category, Policy
+from rsafe_core.policy import Category, Policy, load_policy_file
+from rsafe_core.prompt import CATEGORIES_LABEL
 from rsafe_core.verdict import Verdict, parse_answer
 
-from rsafe_train.data import UNSAFE, Example
+from rsafe_train.data import SAFE, UNSAFE, Example
+from rsafe_train.prompts import DEFAULT_POLICY_FILE
 from rsafe_train.reward import score
+from rsafe_train.swaps import ALLOW_PREFIX
 
 _WORD = re.compile(r"[a-z][a-z'-]{3,}")
 _UNSAFE_FOR_ANSWER = re.compile(r"[<>{}\\]")
@@ -73,56 +78,70 @@ def _pick(options: tuple[str, ...], key: str) -> str:
     return options[digest[0] % len(options)]
 
 
-def _id_range(policy: Policy) -> str:
-    ids = [category.id for category in policy.categories]
+def id_list(ids: Sequence[str]) -> str:
+    """ "U2, U4 and U9" for a short policy, "U1-U18" for a long one."""
     if not ids:
         return "the policy's categories"
-    return f"{ids[0]}-{ids[-1]}" if len(ids) > 2 else " and ".join(ids)
+    if len(ids) > 6:
+        return f"{ids[0]}-{ids[-1]}"
+    return ids[0] if len(ids) == 1 else f"{', '.join(ids[:-1])} and {ids[-1]}"
 
 
-_SAFE_OPENERS = (
-    "{who} {verb} an ordinary request with no harmful intent.",
-    "{who} {verb} nothing that seeks or enables harm.",
-    "Reading {whose} text against the policy, it stays within acceptable use.",
-)
-_UNSAFE_OPENERS = (
-    "{who} {verb} content that the policy prohibits.",
-    "{who} {verb} material that could enable or promote harm.",
-    "Checked against the policy, {whose} text crosses a prohibited line.",
-)
+@cache
+def default_category_names() -> dict[str, str]:
+    """rsafe-default's names by id: `Example.category` is one of its ids, whatever the policy."""
+    return {c.id: c.name for c in load_policy_file(DEFAULT_POLICY_FILE).categories}
+
+
+def _allowed(policy: Policy, name: str) -> bool:
+    return any(
+        line.startswith(ALLOW_PREFIX) and name.lower() in line.lower()
+        for line in policy.body.splitlines()
+    )
+
+
+_SUBJECTS = ("The message is {topic}.", "This is {topic}.", "What is asked here is {topic}.")
+_RESPONSE_SUBJECTS = ("The agent's reply gives {topic}.", "The reply is {topic}.")
 
 
 @dataclass
 class TemplateReasoning:
-    """Short, deterministic policy-guided reasoning from the policy's categories and the label."""
+    """Short, deterministic policy-guided reasoning: what the item is (its `topic`), which of
+    THIS policy's categories covers it (its `category`, when listed) and so the verdict; or that
+    its category is missing from or allowed by the policy; or that no category applies."""
 
     max_chars: int = 600
 
     def completion(self, example: Example, messages: list[dict[str, str]], policy: Policy) -> str:
-        response_level = example.response is not None
-        who, whose = (
-            ("The agent's reply", "the agent's") if response_level else ("The user", "the user's")
+        key = f"{example.source}\x00{example.prompt}\x00{example.response}\x00{policy.sha256}"
+        topic = example.topic or (
+            "a request that may be harmful" if example.label == UNSAFE else "an ordinary message"
         )
-        verb = "gives" if response_level else "asks for"
-        judged = example.response if response_level else example.prompt
-        key = f"{example.source}\x00{example.prompt}\x00{example.response}"
+        subjects = _RESPONSE_SUBJECTS if example.response is not None else _SUBJECTS
+        subject = _pick(subjects, key).format(topic=topic)
+        listed = {category.id: category for category in policy.categories}
+        ids = id_list(policy.category_ids)
+        category = listed.get(example.category or "")
         if example.label == UNSAFE:
-            opener = _pick(_UNSAFE_OPENERS, key).format(who=who, whose=whose, verb=verb)
-            category = best_category(judged or "", policy.categories)
+            if category is None:  # no category from the data: the nearest by wording
+                category = best_category(f"{topic} {example.prompt}", policy.categories)
             if category is not None:
-                detail = f"It falls under {category.id} {category.name}, so it is unsafe."
+                detail = f"It falls under {category.id} {category.name} here, so it is unsafe."
+            elif policy.categories:  # the gateway's decoding needs an id after `unsafe`
+                category = policy.categories[0]
+                detail = f"It violates the policy, closest to {category.id}, so it is unsafe."
             else:
-                categories = _id_range(policy)
-                detail = (
-                    f"It violates the unsafe content categories ({categories}), so it is unsafe."
-                )
+                detail = f"It violates the policy's categories ({ids}), so it is unsafe."
+            tail = f"\n{CATEGORIES_LABEL} {category.id}" if category else ""
+            return format_completion(f"{subject} {detail}"[: self.max_chars], UNSAFE) + tail
+        name = default_category_names().get(example.category or "")
+        if name and _allowed(policy, name):
+            detail = f"The policy says {name} is allowed here, so it is safe."
+        elif name:
+            detail = f"That would be {name}, but this policy lists only {ids}, so it is safe."
         else:
-            opener = _pick(_SAFE_OPENERS, key).format(who=who, whose=whose, verb=verb)
-            detail = (
-                f"It does not fall under any of the categories {_id_range(policy)}, so it is safe."
-            )
-        reasoning = f"{opener} {detail}"[: self.max_chars]
-        return format_completion(reasoning, example.label)
+            detail = f"None of {ids} applies to it, so it is safe."
+        return format_completion(f"{subject} {detail}"[: self.max_chars], SAFE)
 
 
 @dataclass

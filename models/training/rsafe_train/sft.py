@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rsafe_train.checkpoint import has_gpu, load_model_and_tokenizer, peft_config, save_for_vllm
+from rsafe_train.checkpoint import (
+    checkpoint_step,
+    has_gpu,
+    last_checkpoint,
+    load_model_and_tokenizer,
+    peft_config,
+    save_for_vllm,
+)
 from rsafe_train.config import RunConfig, as_dict
 from rsafe_train.data import Example, read_jsonl
 from rsafe_train.metrics import JsonlMetricsCallback, use_rich_progress
@@ -65,6 +72,24 @@ def select(examples: list[Example], limit: int | None, seed: int) -> list[Exampl
     return random.Random(seed).sample(examples, limit)
 
 
+def select_by_item(examples: list[Example], limit: int | None, seed: int) -> list[Example]:
+    """Up to `limit` examples made of whole items: every view (policy) of the same content is
+    taken together, so a swap pair (same text, opposite labels) is never split; seeded."""
+    if limit is None or limit >= len(examples):
+        return examples
+    groups: dict[tuple[str, str, str | None], list[Example]] = {}
+    for example in examples:
+        groups.setdefault((example.source, example.prompt, example.response), []).append(example)
+    order = list(groups.values())
+    random.Random(seed).shuffle(order)
+    chosen: list[Example] = []
+    for group in order:
+        if len(chosen) + len(group) <= limit:
+            chosen.extend(group)
+    random.Random(seed + 1).shuffle(chosen)
+    return chosen
+
+
 def sft_records(
     examples: list[Example], resolver: PolicyResolver, source: ReasoningSource
 ) -> list[dict[str, Any]]:
@@ -83,8 +108,38 @@ def sft_records(
     return records
 
 
+def resume_point(out_dir: Path, resume: bool) -> str | None:
+    """The checkpoint to resume from: the newest in `out_dir` when asked, else none."""
+    return last_checkpoint(out_dir) if resume else None
+
+
+def record_tokens(tokenizer: Any, record: dict[str, Any]) -> int:
+    """Prompt (chat template, generation prompt) plus completion tokens of one SFT record."""
+    prompt = tokenizer.apply_chat_template(
+        record["prompt"], tokenize=False, add_generation_prompt=True
+    )
+    text = prompt + record["completion"][0]["content"]
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def within_max_length(
+    records: list[dict[str, Any]], tokenizer: Any, max_length: int | None
+) -> list[dict[str, Any]]:
+    """Leave out records longer than `max_length`: TRL would cut their answer off the end."""
+    if max_length is None:
+        return records
+    kept = [r for r in records if record_tokens(tokenizer, r) <= max_length]
+    if not kept:
+        raise ValueError(f"no stage-1 item fits max_length={max_length}")
+    return kept
+
+
 def run_sft(
-    config: RunConfig, *, model_path: str | None = None, out_dir: Path | None = None
+    config: RunConfig,
+    *,
+    model_path: str | None = None,
+    out_dir: Path | None = None,
+    resume: bool = False,
 ) -> StageResult:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -92,11 +147,13 @@ def run_sft(
     settings = config.sft
     started = time.monotonic()
     out_dir = out_dir or Path(config.output_dir) / "sft"
-    examples = select(read_jsonl(Path(config.data)), settings.max_examples, config.seed)
+    choose = select_by_item if settings.selection == "by_item" else select
+    examples = choose(read_jsonl(Path(config.data)), settings.max_examples, config.seed)
     records = sft_records(examples, policy_resolver(config), reasoning_source(config))
     if not records:
         raise ValueError("stage 1 has no training items (empty data, or the teacher rejected all)")
     model, tokenizer = load_model_and_tokenizer(model_path or config.model)
+    records = within_max_length(records, tokenizer, settings.max_length)
     on_cpu = not has_gpu()
     args = SFTConfig(
         output_dir=str(out_dir),
@@ -111,6 +168,8 @@ def run_sft(
         logging_steps=settings.logging_steps,
         save_strategy="steps" if settings.save_steps else "no",
         save_steps=settings.save_steps or 500,
+        save_total_limit=2,
+        train_sampling_strategy=settings.sampling,
         use_cpu=on_cpu,
         bf16=not on_cpu,
         seed=config.seed,
@@ -119,16 +178,17 @@ def run_sft(
         **({"gradient_checkpointing": True} if settings.gradient_checkpointing else {}),
     )
     metrics = out_dir / "metrics.jsonl"
+    checkpoint = resume_point(out_dir, resume)
     trainer = SFTTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(records),
         processing_class=tokenizer,
         peft_config=peft_config(settings.lora),
-        callbacks=[JsonlMetricsCallback(metrics, "sft")],
+        callbacks=[JsonlMetricsCallback(metrics, "sft", checkpoint_step(checkpoint))],
     )
     use_rich_progress(trainer, "stage 1 SFT")
-    trainer.train()
+    trainer.train(resume_from_checkpoint=checkpoint)
     final = save_for_vllm(
         trainer.model,
         tokenizer,

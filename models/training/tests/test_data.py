@@ -151,9 +151,17 @@ def test_local_suite_reader(tmp_path: Path) -> None:
         ],
     )
     got = data.read_local_suite(path)
+    # each item also gets what it is about (and, when unsafe, its rsafe-default category)
     assert [e.to_dict() for e in got] == [
-        {"prompt": "hi", "label": "safe", "source": "handwritten"},
-        {"prompt": "q", "response": "harmful", "label": "unsafe", "source": "local-suite"},
+        {"prompt": "hi", "label": "safe", "source": "handwritten", "topic": "an ordinary message"},
+        {
+            "prompt": "q",
+            "response": "harmful",
+            "label": "unsafe",
+            "source": "local-suite",
+            "category": "U3",
+            "topic": "a request for help with a harmful activity",
+        },
     ]
 
 

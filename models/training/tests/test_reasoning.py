@@ -38,8 +38,8 @@ def test_template_answers_in_the_serving_format_with_the_gold_label(example: Exa
     completion = TemplateReasoning().completion(example, RESOLVER.messages(example), policy)
     assert score(completion, example.label).total == 1.0
     assert re.fullmatch(
-        answer_regex(600), completion
-    )  # what constrained decoding allows when serving
+        answer_regex(600, policy.category_ids), completion
+    )  # what constrained decoding allows when serving (categories asked, as the gateway does)
     assert parse_answer(completion).verdict is Verdict(example.label)
     # deterministic
     assert completion == TemplateReasoning().completion(example, RESOLVER.messages(example), policy)

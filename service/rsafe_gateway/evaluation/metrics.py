@@ -96,6 +96,26 @@ class SourceMetrics:
         return 2 * precision * recall / (precision + recall)
 
     @property
+    def balanced_precision(self) -> float | None:
+        """Precision of `unsafe` as if both labels had as many items (each label weighted
+        equally): recall / (recall + false-positive rate). Flagging everything scores 0.5."""
+        recall, fpr = self.recall, self.false_positive_rate
+        if recall is None or fpr is None:
+            return None
+        return ratio(recall, recall + fpr)
+
+    @property
+    def balanced_f1(self) -> float | None:
+        """F1 of `unsafe` on the label-balanced view: flagging everything scores 0.667 whatever
+        the share of unsafe items, so a suite that is mostly unsafe cannot flatter it."""
+        precision, recall = self.balanced_precision, self.recall
+        if precision is None or recall is None:
+            return None
+        if precision + recall == 0:
+            return 0.0
+        return 2 * precision * recall / (precision + recall)
+
+    @property
     def accuracy(self) -> float | None:
         c = self.confusion
         return ratio(c.tp + c.tn, c.total)
@@ -133,6 +153,8 @@ class SourceMetrics:
             "precision": self.precision,
             "recall": self.recall,
             "f1": self.f1,
+            "balanced_precision": self.balanced_precision,
+            "balanced_f1": self.balanced_f1,
             "accuracy": self.accuracy,
             "false_positive_rate": self.false_positive_rate,
             "undetermined": self.undetermined,

@@ -16,14 +16,15 @@ _COLUMNS = (
     ("precision", "P", "pct"),
     ("recall", "R", "pct"),
     ("f1", "F1", "pct"),
+    ("balanced_f1", "bal. F1", "pct"),
     ("accuracy", "acc", "pct"),
     ("false_positive_rate", "FPR", "pct"),
     ("undetermined_rate", "undet.", "pct"),
     ("latency_ms_p50", "p50 ms", "ms"),
     ("latency_ms_p95", "p95 ms", "ms"),
 )
-COMPARED = ("f1", "precision", "recall", "accuracy", "false_positive_rate", "undetermined_rate",
-            "latency_ms_p50", "latency_ms_p95")  # fmt: skip
+COMPARED = ("f1", "balanced_f1", "precision", "recall", "accuracy", "false_positive_rate",
+            "undetermined_rate", "latency_ms_p50", "latency_ms_p95")  # fmt: skip
 
 
 def build_summary(
@@ -62,7 +63,8 @@ def markdown(summary: Mapping[str, Any]) -> str:
         lines += [f"Gateway: {', '.join(f'{k}={v}' for k, v in build.items())}.", ""]
     lines += [
         "F1, precision and recall of `unsafe`, in %; the prediction is the gateway's `flagged` "
-        "(undetermined verdicts follow its fail mode and are also counted in `undet.`).",
+        "(undetermined verdicts follow its fail mode and are also counted in `undet.`). "
+        "`bal. F1` weights both labels equally (flagging everything: 66.7).",
         "",
         "| data set | " + " | ".join(title for _, title, _ in _COLUMNS) + " |",
         "| --- | " + " | ".join("---:" for _ in _COLUMNS) + " |",
