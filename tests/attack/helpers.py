@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +20,8 @@ from typing import Any
 
 import aiohttp
 import psutil
+
+from conftest import GatewayProcess, start_gateway, stop_process
 
 # The contract's error types (README "Errors"); `internal` is a bug and must never be seen.
 ERROR_TYPES = frozenset(
@@ -264,3 +266,20 @@ def access_log(path: Path) -> dict[str, dict[str, Any]]:
         if entry.get("logger") == "rsafe_gateway.access" and entry.get("request_id"):
             entries[entry["request_id"]] = entry
     return entries
+
+
+@contextmanager
+def gateway_stack(folder: Path) -> Iterator[tuple[ExitStack, Path]]:
+    """Gateways (and servers) a test module starts, all stopped when the module ends."""
+    with ExitStack() as stack:
+        yield stack, folder
+
+
+def stacked_gateway(
+    stack: tuple[ExitStack, Path], name: str, env: dict[str, str]
+) -> GatewayProcess:
+    """A gateway without Redis, logging to `<folder>/<name>.log`, stopped with the stack."""
+    exits, folder = stack
+    started = start_gateway({"RSAFE_REDIS_URL": "", **env}, folder / f"{name}.log")
+    exits.callback(stop_process, started.process)
+    return started

@@ -26,10 +26,10 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import GatewayProcess, start_gateway, stop_process, wait_until
+from conftest import GatewayProcess, wait_until
 from standins import CallLog, watching_server
 
-from .helpers import assert_error, rss_mib
+from .helpers import assert_error, gateway_stack, rss_mib, stacked_gateway
 from .raw_http import closed_by_peer, connect, head, read_response
 
 KEYS = [f"rsk-{uuid.uuid4().hex}" for _ in range(8)]
@@ -52,15 +52,11 @@ def unique(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ExitStack, Path]]:
-    with ExitStack() as stack:
-        yield stack, tmp_path_factory.mktemp("admission")
+    with gateway_stack(tmp_path_factory.mktemp("admission")) as stack:
+        yield stack
 
 
-def gateway(stack: tuple[ExitStack, Path], name: str, env: dict[str, str]) -> GatewayProcess:
-    exits, folder = stack
-    started = start_gateway({"RSAFE_REDIS_URL": "", **env}, folder / f"{name}.log")
-    exits.callback(stop_process, started.process)
-    return started
+gateway = stacked_gateway
 
 
 @pytest.fixture(scope="module")

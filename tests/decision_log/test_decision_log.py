@@ -537,3 +537,21 @@ def test_against_real_vllm_every_answer_is_fetched_with_the_same_verdict(
         assert (
             client.get(f"/v1/decisions/{answer['id']}", headers=bearer(GLOBEX)).status_code == 404
         )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/decisions?tenant=a%00b",
+        "/v1/decisions?policy_id=%00",
+        "/v1/decisions?cursor=x%00",
+        "/v1/decisions/mod-%00",
+    ],
+)
+def test_nul_in_a_filter_or_id_is_a_400_not_a_failed_query(
+    tenant_client: TestClient, path: str
+) -> None:
+    # Found by the schemathesis run: PostgreSQL refused the NUL and the gateway answered 503.
+    response = tenant_client.get(path, headers=bearer(ADMIN))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["type"] == "invalid_request"

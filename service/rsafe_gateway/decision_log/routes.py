@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from rsafe_core.verdict import Verdict
 
 from ..errors import NotFound
@@ -34,6 +34,11 @@ from .protocol import (
 )
 from .runtime import DecisionLog
 from .store import DecisionFilter
+
+# PostgreSQL text cannot hold NUL: a caller's NUL is a 400 here, not a failed query (a 503).
+_NO_NUL = r"^[^\x00]*$"
+TextQuery = Annotated[str | None, Query(pattern=_NO_NUL, max_length=256)]
+DecisionId = Annotated[str, Path(pattern=_NO_NUL, max_length=256)]
 
 router = APIRouter(tags=["decisions"])
 
@@ -76,7 +81,7 @@ async def _original(log: DecisionLog, decision_id: str, principal: Principal) ->
     responses=_ERRORS,
     summary="One logged decision with its appeals and reviews",
 )
-async def get_decision(decision_id: str, request: Request) -> DecisionDetail:
+async def get_decision(decision_id: DecisionId, request: Request) -> DecisionDetail:
     log = _log(request)
     principal = _principal(request, "decisions:read")
     found = await log.store.get(decision_id, None if principal.is_admin else principal.tenant)
@@ -101,9 +106,12 @@ async def list_decisions(
     since: Annotated[datetime | None, Query(description="created at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="created before (ISO 8601)")] = None,
     verdict: Verdict | None = None,
-    policy_id: str | None = None,
-    tenant: str | None = None,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    policy_id: TextQuery = None,
+    tenant: TextQuery = None,
+    cursor: Annotated[
+        str | None,
+        Query(description="next_cursor of the previous page", pattern=_NO_NUL, max_length=256),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DecisionPage:
     log = _log(request)
@@ -128,7 +136,7 @@ async def list_decisions(
     summary="Re-judge a decision with the appeal settings; logged, linked to the original",
     openapi_extra=json_body_openapi(AppealRequest),
 )
-async def appeal_decision(decision_id: str, request: Request) -> AppealResponse:
+async def appeal_decision(decision_id: DecisionId, request: Request) -> AppealResponse:
     log = _log(request)
     principal = _principal(request, "moderate")
     body = await read_json_body(request, AppealRequest)
@@ -157,7 +165,7 @@ async def appeal_decision(decision_id: str, request: Request) -> AppealResponse:
     summary="Record a human reviewer's outcome for a decision (admin)",
     openapi_extra=json_body_openapi(ReviewRequest),
 )
-async def review_decision(decision_id: str, request: Request) -> ReviewView:
+async def review_decision(decision_id: DecisionId, request: Request) -> ReviewView:
     log = _log(request)
     principal = _principal(request, "admin")
     body = await read_json_body(request, ReviewRequest)
