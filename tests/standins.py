@@ -107,10 +107,22 @@ class CallLog:
     answered: int = 0
     abandoned: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # The request bodies behind each count, so that a test can follow its own calls even when a
+    # late call from an earlier test lands in the middle of it.
+    bodies: dict[str, list[bytes]] = field(
+        default_factory=lambda: {"begun": [], "answered": [], "abandoned": []}
+    )
 
-    def count(self, what: str) -> None:
+    def count(self, what: str, body: bytes = b"") -> None:
         with self.lock:
             setattr(self, what, getattr(self, what) + 1)
+            self.bodies[what].append(body)
+
+    def tagged(self, what: str, tags: list[str]) -> int:
+        """How many of the calls counted as `what` carry one of `tags`."""
+        with self.lock:
+            seen = list(self.bodies[what])
+        return sum(1 for body in seen for tag in tags if tag.encode() in body)
 
 
 def _client_closed(sock: socket.socket, wait: float) -> bool:
@@ -152,19 +164,19 @@ def watching_server(
 
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            calls.count("begun")
+            calls.count("begun", raw)
             if fail_marker.encode() in raw:
                 self._send(fail_status, b'{"error": {"message": "injected failure"}}')
                 return
             if slow_marker.encode() in raw and _client_closed(self.connection, delay):
-                calls.count("abandoned")
+                calls.count("abandoned", raw)
                 self.close_connection = True
                 return
             try:
                 self._send(200, VALID_COMPLETION)
-                calls.count("answered")
+                calls.count("answered", raw)
             except OSError:
-                calls.count("abandoned")
+                calls.count("abandoned", raw)
 
         def log_message(self, format: str, *args: object) -> None:
             return
