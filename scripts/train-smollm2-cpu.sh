@@ -5,7 +5,8 @@
 # and its policy-swap views only (never data/local-suite/test.jsonl or data/policy-following.jsonl).
 #
 # Seeded (config `seed: 0`) and resumable: run it again after a stop and each stage goes on from
-# its newest checkpoint-N (`--resume`); a stage whose `final` folder exists is skipped.
+# its newest checkpoint-N (`--resume`); a stage whose `final` folder exists is skipped. On a new
+# machine, `scripts/training-state.sh save` (then commit models/training-state/) carries it over.
 #   nohup nice -n 19 scripts/train-smollm2-cpu.sh > artifacts/logs/train.log 2>&1 &
 # Outputs (git-ignored) under artifacts/smollm2-rsafe/: sft/{adapter,final,metrics.jsonl},
 # grpo/{adapter,final,metrics.jsonl,rewards.png}. `adapter` is the small artifact, `final` the
@@ -23,6 +24,8 @@ export PYTHONPATH="$PWD/service:$PWD/models/training${PYTHONPATH:+:$PYTHONPATH}"
 [ "${SKIP_SETUP:-0}" = 1 ] || scripts/setup-train.sh
 train=.venv-train/bin/rsafe-train
 [ -f .cache/smollm2-135m/config.json ] || $train convert-smollm2 .cache/smollm2-135m
+# A run begun on another machine goes on from its committed state (scripts/training-state.sh).
+scripts/training-state.sh restore
 # Deterministic (same files, same seed, same output), so rewriting it on a resume changes nothing.
 $train prepare-data -i local-suite=data/local-suite/train.jsonl --policy-swaps --seed 0 \
   -o artifacts/data/train.jsonl

@@ -69,8 +69,19 @@ class JsonlMetricsCallback(TrainerCallback):  # type: ignore[misc]  # untyped in
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    return [
+    """The records of `path`, one per (stage, step): a resumed run logs again the steps after its
+    checkpoint, and the later line wins."""
+    records = [
         json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
+    latest: dict[tuple[object, object], int] = {}
+    for index, record in enumerate(records):
+        if "step" in record:
+            latest[(record.get("stage"), record["step"])] = index
+    return [
+        record
+        for index, record in enumerate(records)
+        if "step" not in record or latest[(record.get("stage"), record["step"])] == index
     ]
 
 

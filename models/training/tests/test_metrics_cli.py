@@ -82,3 +82,17 @@ def test_cli_prepare_data_and_plot(tmp_path: Path) -> None:
     result = runner.invoke(app, ["plot", str(metrics)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "m.png").is_file()
+
+
+def test_a_resumed_run_logs_a_step_again_and_the_later_line_wins(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    lines = [
+        {"stage": "sft", "step": 1, "loss": 3.0},
+        {"stage": "sft", "step": 2, "loss": 2.5},
+        {"stage": "sft", "step": 3, "loss": 2.4},  # logged after checkpoint-2, then the stop
+        {"stage": "sft", "step": 3, "loss": 2.2},  # the resumed run, from checkpoint-2
+        {"stage": "sft", "step": 4, "loss": 2.0},
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    records = read_metrics(path)
+    assert [(r["step"], r["loss"]) for r in records] == [(1, 3.0), (2, 2.5), (3, 2.2), (4, 2.0)]

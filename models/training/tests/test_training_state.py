@@ -1,0 +1,59 @@
+"""scripts/training-state.sh: a run's newest checkpoint goes into models/training-state/ and comes
+back on a machine whose artifacts/ is empty, but never over a newer local checkpoint."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _tree(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "training-state.sh", root / "scripts")
+    return root
+
+
+def _checkpoint(root: Path, stage: str, step: int, marker: str) -> None:
+    folder = root / "artifacts" / "smollm2-rsafe" / stage / f"checkpoint-{step}"
+    folder.mkdir(parents=True)
+    (folder / "optimizer.pt").write_text(marker)
+    (folder / "tokenizer.json").write_text("{}")
+
+
+def _run(root: Path, verb: str) -> str:
+    done = subprocess.run(
+        ["bash", "scripts/training-state.sh", verb], cwd=root, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_save_then_restore_on_an_empty_machine(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    for step in (2, 10, 9):
+        _checkpoint(root, "sft", step, f"step {step}")
+    run = root / "artifacts" / "smollm2-rsafe" / "sft"
+    (run / "metrics.jsonl").write_text('{"step": 10}\n')
+    _run(root, "save")
+    saved = root / "models" / "training-state" / "sft"
+    assert sorted(p.name for p in saved.iterdir()) == ["checkpoint-10", "metrics.jsonl"]
+    assert not (saved / "checkpoint-10" / "tokenizer.json").exists()  # rebuilt from the GGUF
+    shutil.rmtree(root / "artifacts")
+    _run(root, "restore")
+    assert (run / "checkpoint-10" / "optimizer.pt").read_text() == "step 10"
+    assert (run / "metrics.jsonl").read_text() == '{"step": 10}\n'
+
+
+def test_restore_keeps_a_newer_local_checkpoint(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    _checkpoint(root, "sft", 10, "old")
+    _run(root, "save")
+    _checkpoint(root, "sft", 20, "newer")
+    out = _run(root, "restore")
+    assert "kept" in out
+    run = root / "artifacts" / "smollm2-rsafe" / "sft"
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint-10", "checkpoint-20"]

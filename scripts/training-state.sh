@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Carry a training run across machines: a session's machine can stop mid-run and the next one starts
+# from a clean clone, where the git-ignored artifacts/ is gone. `save` copies each stage's newest
+# checkpoint (LoRA adapter, optimizer, scheduler, RNG and trainer state: ~20 MB) and its metrics into
+# models/training-state/ (committed); `restore` puts them back under artifacts/ unless a newer
+# checkpoint is already there. scripts/train-smollm2-cpu.sh restores before it resumes.
+#   scripts/training-state.sh save|restore
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN=artifacts/smollm2-rsafe
+STATE=models/training-state
+STAGES=(sft grpo)
+log() { printf '\033[1m[training-state]\033[0m %s\n' "$*"; }
+
+newest() { # folder → its checkpoint-N with the highest N (empty: none)
+  local name
+  name=$(find "$1" -maxdepth 1 -type d -name 'checkpoint-*' -printf '%f\n' 2>/dev/null | sort -t- -k2 -n | tail -1)
+  [ -z "$name" ] || echo "$1/$name"
+}
+step_of() { [ -n "$1" ] && echo "${1##*-}" || echo -1; }
+
+save() {
+  for stage in "${STAGES[@]}"; do
+    ckpt=$(newest "$RUN/$stage")
+    [ -n "$ckpt" ] || continue
+    rm -rf "$STATE/$stage" && mkdir -p "$STATE/$stage"
+    # The tokenizer is rebuilt from the GGUF; a resume does not read it from the checkpoint.
+    rsync -a --exclude tokenizer.json "$ckpt" "$STATE/$stage/"
+    cp "$RUN/$stage/metrics.jsonl" "$STATE/$stage/" 2>/dev/null || true
+    # The stage's finished adapter, once there: what the next stage starts from.
+    if [ -d "$RUN/$stage/adapter" ]; then
+      rsync -a --exclude tokenizer.json "$RUN/$stage/adapter" "$STATE/$stage/"
+    fi
+    log "$stage: saved $(basename "$ckpt") ($(du -sh "$STATE/$stage" | cut -f1))"
+  done
+}
+
+restore() {
+  for stage in "${STAGES[@]}"; do
+    saved=$(newest "$STATE/$stage")
+    [ -n "$saved" ] || continue
+    here=$(newest "$RUN/$stage")
+    if [ "$(step_of "$here")" -ge "$(step_of "$saved")" ]; then
+      log "$stage: $(basename "$here") here is as new as the saved one; kept"
+      continue
+    fi
+    mkdir -p "$RUN/$stage"
+    rsync -a "$saved" "$RUN/$stage/"
+    if [ ! -f "$RUN/$stage/metrics.jsonl" ] && [ -f "$STATE/$stage/metrics.jsonl" ]; then
+      cp "$STATE/$stage/metrics.jsonl" "$RUN/$stage/"
+    fi
+    if [ -d "$STATE/$stage/adapter" ] && [ ! -d "$RUN/$stage/adapter" ]; then
+      rsync -a "$STATE/$stage/adapter" "$RUN/$stage/"
+    fi
+    log "$stage: restored $(basename "$saved")"
+  done
+}
+
+case "${1:-}" in
+  save) save ;;
+  restore) restore ;;
+  *) echo "usage: $0 save|restore" >&2; exit 2 ;;
+esac
