@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One command to a working moderation service on this machine: Redis + vLLM + the gateway.
 #
-#   scripts/run-local.sh                          tiny random checkpoint (PLUMBING ONLY, no GPU needed)
-#   RSAFE_MODEL=/path/to/checkpoint scripts/run-local.sh   serve a real RSafe checkpoint
+#   scripts/run-local.sh                          the shipped default guard (SmolLM2-135M trained the
+#                                                 RSafe way, models/default-guard/), on the CPU
+#   RSAFE_MODEL=/path/to/checkpoint scripts/run-local.sh   serve another RSafe checkpoint
+#   RSAFE_MODEL=tiny scripts/run-local.sh         tiny random checkpoint (PLUMBING ONLY: noise)
 #
 # Ports: gateway $RSAFE_PORT (8080), vLLM $VLLM_PORT (8000), Redis $REDIS_PORT (6379).
 # Ctrl-C stops what this script started (a Redis that was already running is left alone).
@@ -37,7 +39,11 @@ else
   pids+=($!)
 fi
 
-if [ -n "${RSAFE_MODEL:-}" ]; then
+if [ -z "${RSAFE_MODEL:-}" ] && [ -f .cache/rsafe-smollm2/rsafe_default_guard.json ]; then
+  model_dir=.cache/rsafe-smollm2   # built by scripts/setup.sh from the committed adapter
+  profile=cpu
+  log "serving the default guard: SmolLM2-135M + models/default-guard (a laptop/CI guard, not production)"
+elif [ -n "${RSAFE_MODEL:-}" ] && [ "$RSAFE_MODEL" != tiny ]; then
   model_dir=$RSAFE_MODEL
   profile=${RSAFE_SERVING_PROFILE:-gpu}
   command -v nvidia-smi >/dev/null 2>&1 || profile=${RSAFE_SERVING_PROFILE:-cpu}
@@ -46,6 +52,7 @@ else
   profile=cpu
   "$VLLM_PY" models/tiny_checkpoint.py "$model_dir"
   log "NOTE: serving a tiny RANDOM checkpoint: plumbing only, its verdicts are noise."
+  log "      (No default guard is built: models/default-guard/ holds no adapter yet; or RSAFE_MODEL=tiny.)"
   log "      Set RSAFE_MODEL=/path/to/rsafe-checkpoint for real judgements."
   export RSAFE_MAX_TOKENS=${RSAFE_MAX_TOKENS:-300} RSAFE_REASONING_MAX_CHARS=${RSAFE_REASONING_MAX_CHARS:-200}
 fi
