@@ -127,7 +127,7 @@ async def profile_hits(count: int, profile: bool) -> None:
         async def answer(payload: dict[str, Any], request_id: str) -> Completion:
             return Completion("<think>baking is fine</think> \\boxed{safe}", 120, 12, "stop")
 
-        app.state.service._backend.complete = answer
+        app.state.gateway.service._backend.complete = answer
         status, first = await call(app, HIT_BODY)
         assert status == 200, first
         silence_access_log()

@@ -3,15 +3,14 @@ log line.
 
 A pure ASGI middleware, the outermost of the gateway's own. A request that ends without an answer
 because its client went away is logged and counted with status 499 (a client fault, not a 5xx).
-Routes add their own fields
-(verdict, cached, policy id) to `scope["state"]["log"]`; the moderated text is never logged
-unless `RSAFE_LOG_CONTENT` is set.
+It opens the request's context (`request_context.py`), in which admission puts the key id and the
+routes their own fields (verdict, cached, policy id); the moderated text is never logged unless
+`RSAFE_LOG_CONTENT` is set.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from prometheus_client import Counter, Histogram
 from starlette.routing import BaseRoute
@@ -19,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .logging_setup import AccessLineWriter
 from .metrics import IN_FLIGHT, REQUEST_DURATION, REQUESTS
+from .request_context import open_request_context
 from .request_id import request_id_for
 
 # Probes and scrapes would drown the log; they are still counted.
@@ -60,7 +60,7 @@ class AccessLogMiddleware:
         started = time.perf_counter()
         status = 0  # no answer sent (yet)
         request_id = request_id_for(scope["headers"])
-        scope.setdefault("state", {})["request_id"] = request_id
+        context = open_request_context(scope, request_id)
         id_header = (b"x-request-id", request_id.encode("latin-1"))
         IN_FLIGHT.inc()
 
@@ -84,14 +84,13 @@ class AccessLogMiddleware:
             route = _route_template(scope)
             self._observe(route, status, elapsed)
             if route not in _QUIET_ROUTES:
-                state: dict[str, Any] = scope.get("state", {})
                 fields = {
                     "request_id": request_id,
                     "method": scope["method"],
                     "route": route,
                     "status": status,
                     "latency_ms": round(elapsed * 1000, 3),
-                    "key_id": state.get("key_id"),
-                    **state.get("log", {}),
+                    "key_id": context.key_id,
+                    **context.log,
                 }
                 self._writer.write("request", fields)

@@ -1,4 +1,5 @@
-"""Assemble the FastAPI application: clients on `app.state`, routers, middleware, error handlers."""
+"""Assemble the FastAPI application: clients on `app.state.gateway`, routers, middleware, error
+handlers."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from .decision_log import routes as decision_routes
 from .decision_log.appeal import build_appeal_service
 from .decision_log.runtime import DecisionLog
 from .exception_handlers import install_exception_handlers
+from .gateway_state import GatewayState
 from .guard import ApiGuardMiddleware
 from .host_check import HostCheckMiddleware, allowed_host_names
 from .logging_setup import AccessLineWriter, configure_logging
@@ -35,7 +37,6 @@ from .routes import health, moderation, playground, policies
 from .routes.json_body import add_request_body_schemas
 from .service import ModerationService
 from .settings import Settings, get_settings
-from .tenants import TenantDirectory
 
 logger = logging.getLogger("rsafe_gateway")
 
@@ -47,11 +48,10 @@ def build_policy_store(settings: Settings) -> PolicyStore:
     return PolicyStore(directories, settings.default_policy_id)
 
 
-def _start_policy_reloading(
-    store: PolicyStore, interval: float, keys: TenantDirectory | None
-) -> list[asyncio.Task[None]]:
+def _start_policy_reloading(gateway: GatewayState, interval: float) -> list[asyncio.Task[None]]:
     """SIGHUP reloads the policies (and the keys file); so does a file change, checked every
     `interval` seconds."""
+    store, keys = gateway.service.policies, gateway.tenants
     loop = asyncio.get_running_loop()
 
     def reload_all() -> None:
@@ -64,9 +64,9 @@ def _start_policy_reloading(
         loop.add_signal_handler(signal.SIGHUP, reload_all)
     if interval <= 0:
         return []
-    watchers = [asyncio.create_task(store.watch(interval), name="policy-watcher")]
+    watchers = [asyncio.create_task(store.files.watch(interval), name="policy-watcher")]
     if keys is not None:
-        watchers.append(asyncio.create_task(keys.watch(interval), name="keys-watcher"))
+        watchers.append(asyncio.create_task(keys.files.watch(interval), name="keys-watcher"))
     return watchers
 
 
@@ -122,9 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             local_ttl_seconds=settings.local_cache_ttl_seconds,
             max_value_bytes=settings.cache_max_value_bytes,
         )
-        app.state.settings = settings
-        app.state.authenticator = authenticator
-        app.state.rate_limiter = (
+        rate_limiter = (
             RateLimiter(
                 settings.rate_limit_per_second,
                 settings.rate_limit_burst,
@@ -134,36 +132,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if rate_limited
             else None
         )
-        app.state.backend = backend
-        app.state.cache = cache
         decision_log, appeal_backend = await _start_decision_log(
             settings, backend, cache, policy_store
         )
-        app.state.decision_log = decision_log
-        app.state.service = ModerationService(
+        service = ModerationService(
             settings,
             backend,
             cache,
             policy_store,
             decision_log=decision_log.writer if decision_log is not None else None,
         )
-        app.state.chat_proxy = chat_proxy.open_proxy(settings, app.state.service)
-        app.state.shutting_down = False
-        watchers = _start_policy_reloading(
-            policy_store,
-            settings.policy_reload_interval_seconds,
-            authenticator.directory if authenticator is not None else None,
+        proxy = chat_proxy.open_proxy(settings, service)
+        gateway = GatewayState(
+            settings=settings,
+            service=service,
+            backend=backend,
+            cache=cache,
+            rate_limiter=rate_limiter,
+            tenants=authenticator.directory if authenticator is not None else None,
+            decision_log=decision_log,
+            chat_proxy=proxy,
         )
+        app.state.gateway = gateway
+        watchers = _start_policy_reloading(gateway, settings.policy_reload_interval_seconds)
         try:
             yield
         finally:
-            app.state.shutting_down = True
             for watcher in watchers:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
-            if app.state.chat_proxy is not None:
-                await app.state.chat_proxy.close()
+            if proxy is not None:
+                await proxy.close()
             if decision_log is not None:
                 await decision_log.close()  # flushes the buffered decisions
             if appeal_backend is not None:

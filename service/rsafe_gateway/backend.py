@@ -25,6 +25,7 @@ from tenacity import (
 )
 
 from .errors import BackendError, BackendTimeout, BackendUnavailable, InvalidRequest
+from .http_session import pooled_session
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,18 +61,11 @@ class ModelBackend:
         self._config = config
         self._completions_url = f"{config.base_url}/v1/chat/completions"
         self._models_url = f"{config.base_url}/v1/models"
-        headers = {"Content-Type": "application/json"}
-        if config.api_key:
-            headers["Authorization"] = f"Bearer {config.api_key}"
-        self._session = aiohttp.ClientSession(
-            # Idle connections are dropped before vLLM's uvicorn drops them (its keep-alive is 5 s),
-            # so a request is rarely sent on a connection the server is closing.
-            connector=aiohttp.TCPConnector(limit=config.max_connections, keepalive_timeout=4),
-            timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=config.connect_timeout, sock_read=config.read_timeout
-            ),
-            headers=headers,
-            json_serialize=lambda obj: orjson.dumps(obj).decode(),
+        self._session = pooled_session(
+            api_key=config.api_key,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+            max_connections=config.max_connections,
         )
         # The retries after a failed first attempt: waits of 0.05 s (above), then 0.1, 0.2, 0.4
         # and 0.5 s at most between them.

@@ -17,18 +17,17 @@ from .decision_log.record import INTERNAL_CONTEXT, DecisionContext
 from .errors import GatewayError, InvalidRequest
 from .protocol import ModerationRequest
 from .rate_limit import Pay
+from .responses import error_body
 from .result import ModerationResult
 from .service import Job, ModerationService
 from .validation import invalid_request_from
 
 
-def _error_item(exc: GatewayError, param: str | None) -> dict[str, Any]:
-    return {"error": {"type": exc.error_type, "message": exc.message, "param": param}}
-
-
 def _in_batch(exc: GatewayError, index: int) -> dict[str, Any]:
-    # The field named as it is in the batch; `exc` itself is left as it is (it may be shared).
-    return _error_item(exc, f"items[{index}].{exc.param}" if exc.param is not None else None)
+    # The field named as it is in the batch, on a copy: `exc` itself may be shared.
+    item = exc.own_copy()
+    item.param = f"items[{index}].{exc.param}" if exc.param is not None else None
+    return error_body(item)
 
 
 async def _prepare(
@@ -41,8 +40,7 @@ async def _prepare(
     try:
         request = ModerationRequest.model_validate(raw)
     except ValidationError as exc:
-        invalid = invalid_request_from(exc.errors(), prefix=f"items[{index}]")
-        return _error_item(invalid, invalid.param)
+        return error_body(invalid_request_from(exc.errors(), prefix=f"items[{index}]"))
     try:
         return await service.prepare(request, item_id, context)
     except GatewayError as exc:

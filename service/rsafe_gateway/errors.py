@@ -12,13 +12,15 @@
     ├── RateLimited             429 rate_limited      (carries Retry-After when waiting helps)
     ├── ClientClosedRequest     499 (never sent: the caller is gone; logged and counted as 4xx)
     ├── Overloaded              503 backend_unavailable (the gateway's own queue is full)
+    ├── NotReady                503 backend_unavailable (/readyz: draining, or a dependency down)
     ├── DecisionLogUnavailable  503 backend_unavailable (required decision log cannot write)
     └── BackendError            502 backend_error     (model server answered 5xx or nonsense)
         ├── BackendUnavailable  503 backend_unavailable (refused / unreachable / breaker open)
         └── BackendTimeout      504 backend_timeout
 
-Domain modules raise these and know nothing of HTTP responses; the core's `InvalidInput` becomes
-`InvalidRequest` where the service calls the core.
+Domain modules raise these and know nothing of HTTP responses; `responses.error_body` writes
+every error answer from one of them. The core's `InvalidInput` becomes `InvalidRequest` where
+the service calls the core.
 """
 
 from __future__ import annotations
@@ -123,6 +125,13 @@ class ClientClosedRequest(GatewayError):
 
 
 class Overloaded(GatewayError):
+    status_code = 503
+    error_type = "backend_unavailable"
+
+
+class NotReady(GatewayError):
+    """The readiness probe's 503: the replica should get no traffic now."""
+
     status_code = 503
     error_type = "backend_unavailable"
 

@@ -10,10 +10,24 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from .errors import GatewayError
-from .responses import JSONBytesResponse, error_body, error_response
+from .responses import error_response
 from .validation import invalid_request_from
 
 logger = logging.getLogger("rsafe_gateway.errors")
+
+
+class _HTTPError(GatewayError):
+    """Starlette's own refusals (an unknown route's 404, a wrong method's 405), as the gateway's."""
+
+    def __init__(self, exc: HTTPException) -> None:
+        super().__init__(str(exc.detail))
+        self.status_code = exc.status_code
+        self.error_type = "invalid_request" if exc.status_code < 500 else "internal"
+        self._headers = dict(exc.headers or {})
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self._headers
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -28,17 +42,12 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    error_type = "invalid_request" if exc.status_code < 500 else "internal"
-    return JSONBytesResponse(
-        error_body(error_type, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
-    )
+    return error_response(_HTTPError(exc))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     logger.exception("unexpected error", exc_info=exc)
-    return JSONBytesResponse(
-        error_body("internal", "internal error; the gateway logged the details"), status_code=500
-    )
+    return error_response(GatewayError("internal error; the gateway logged the details"))
 
 
 def install_exception_handlers(app: FastAPI) -> None:

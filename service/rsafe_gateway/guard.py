@@ -5,8 +5,8 @@ Installed only when API keys, a rate limit or a concurrency cap are configured, 
 gateway pays nothing for it. Protected: every `/v1/...` route, and `/metrics` when
 RSAFE_METRICS_AUTH is set. Open: `/healthz`, `/readyz`, `/docs`, `/openapi.json` and the
 playground page (its API calls carry the key). The caller's key id (never the key) goes to the
-access log; the caller (key id, or client address without auth) to `scope["state"]["caller"]`,
-where the fan-out routes charge their further model calls to it.
+access log and the caller (key id, or client address without auth) to the fan-out routes, which
+charge their further model calls to it: both through the request's context (`request_context.py`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .auth import ApiKeyAuthenticator
 from .errors import GatewayError, RateLimited
+from .gateway_state import gateway_state
 from .metrics import CONCURRENCY_LIMITED
-from .rate_limit import RateLimiter
+from .request_context import request_context
 from .responses import error_response
 from .tenants import RateLimit
 
@@ -45,7 +46,7 @@ class ApiGuardMiddleware:
             return
         try:
             caller, own_limit = self._caller(scope)
-            limiter: RateLimiter | None = scope["app"].state.rate_limiter
+            limiter = gateway_state(scope["app"]).rate_limiter
             if is_api and limiter is not None:
                 await limiter.check(caller, own_limit)
         except GatewayError as exc:
@@ -76,7 +77,7 @@ class ApiGuardMiddleware:
 
     def _caller(self, scope: Scope) -> tuple[str, RateLimit | None]:
         """The caller, and its key's own rate limit (None: the gateway-wide one)."""
-        state = scope.setdefault("state", {})
+        context = request_context(scope)
         own_limit = None
         if self.authenticator is None:
             client = scope.get("client")
@@ -88,10 +89,10 @@ class ApiGuardMiddleware:
                     authorization = value.decode("latin-1")
                     break
             principal = self.authenticator.admit(authorization)
-            state["key_id"] = principal.key_id
-            state["principal"] = principal  # tenant and scopes, read by the routes (tenants.py)
+            context.key_id = principal.key_id
+            context.principal = principal  # tenant and scopes, read by the routes (tenants.py)
             caller = str(principal.key_id)
             own_limit = principal.rate_limit
-        state["caller"] = caller
-        state["own_limit"] = own_limit
+        context.caller = caller
+        context.own_limit = own_limit
         return caller, own_limit

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from rsafe_core.errors import InvalidInput
@@ -12,6 +12,7 @@ from rsafe_core.policy import Policy, PolicyFileError, inline_policy, load_polic
 from rsafe_core.turns import check_text, judged_text
 
 from .errors import InvalidRequest
+from .file_watch import FileWatch
 from .metrics import POLICY_RELOADS
 
 logger = logging.getLogger("rsafe_gateway.policies")
@@ -26,7 +27,7 @@ class PolicyStore:
         self._directories = directories
         self._default_id = default_policy_id
         self._lock = threading.Lock()
-        self._signature = self._files_signature()
+        self.files = FileWatch(self._policy_files, self._reload)
         self._policies = self._load()
 
     def _load(self) -> dict[str, Policy]:
@@ -38,48 +39,29 @@ class PolicyStore:
             )
         return policies
 
-    def _files_signature(self) -> tuple[tuple[str, int, int], ...]:
-        """Name, mtime and size of every policy file: cheap to take, changes on any edit.
-
-        `stat` follows symlinks, so a Kubernetes ConfigMap update (an atomic symlink swap) shows.
-        """
-        entries: list[tuple[str, int, int]] = []
+    def _policy_files(self) -> Iterator[Path]:
         for directory in self._directories:
-            for path in sorted(directory.glob("*.md")):
-                try:
-                    info = path.stat()
-                except OSError:
-                    continue
-                entries.append((str(path), info.st_mtime_ns, info.st_size))
-        return tuple(entries)
+            yield from sorted(directory.glob("*.md"))
 
     def reload(self) -> bool:
         """Re-read the folders. On an invalid file keep serving the old set and log why."""
-        signature = self._files_signature()
+        return self.files.reload()
+
+    def reload_if_changed(self) -> bool:
+        return self.files.reload_if_changed()
+
+    def _reload(self) -> bool:
         try:
             policies = self._load()
         except PolicyFileError as exc:
             POLICY_RELOADS.labels("rejected").inc()
             logger.error("policy reload rejected, keeping the previous policies: %s", exc)
-            self._signature = signature  # don't retry the same broken files every interval
             return False
         with self._lock:
             self._policies = policies
-            self._signature = signature
         POLICY_RELOADS.labels("ok").inc()
         logger.info("policies reloaded: %s", ", ".join(sorted(policies)))
         return True
-
-    def reload_if_changed(self) -> bool:
-        if self._files_signature() == self._signature:
-            return False
-        return self.reload()
-
-    async def watch(self, interval_seconds: float) -> None:
-        """Reload whenever a policy file is added, changed or removed (runs until cancelled)."""
-        while True:
-            await asyncio.sleep(interval_seconds)
-            self.reload_if_changed()
 
     @property
     def default_id(self) -> str:

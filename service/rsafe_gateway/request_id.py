@@ -1,8 +1,8 @@
 """Request ids: the caller's `X-Request-ID` when sane, else a new one.
 
 `AccessLogMiddleware` applies them (one ASGI layer for the id and the log line: every layer
-costs on each request): the id goes into `scope["state"]["request_id"]`, the `X-Request-ID`
-response header and the access log line.
+costs on each request): the id goes into the request's context (`request_context.py`), the
+`X-Request-ID` response header and the access log line.
 """
 
 from __future__ import annotations

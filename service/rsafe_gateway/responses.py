@@ -23,13 +23,12 @@ def model_response(model: BaseModel) -> Response:
     return Response(model.model_dump_json(), media_type="application/json")
 
 
-def error_body(error_type: str, message: str, param: str | None = None) -> dict[str, Any]:
-    return {"error": {"type": error_type, "message": message, "param": param}}
+def error_body(exc: GatewayError) -> dict[str, Any]:
+    """The contract's error object: the one place its shape is written (HTTP answers, batch items,
+    stream events, the raw answers of the HTTP protocol)."""
+    return {"error": {"type": exc.error_type, "message": exc.message, "param": exc.param}}
 
 
 def error_response(exc: GatewayError) -> JSONBytesResponse:
-    return JSONBytesResponse(
-        error_body(exc.error_type, exc.message, exc.param),
-        status_code=exc.status_code,
-        headers=exc.headers,
-    )
+    """Every error answer: from the exception handlers, the middleware, the routes."""
+    return JSONBytesResponse(error_body(exc), status_code=exc.status_code, headers=exc.headers)

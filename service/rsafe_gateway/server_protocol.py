@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .errors import InvalidRequest
 from .responses import error_body
 from .settings import get_settings
 
@@ -26,7 +27,7 @@ _LINGER_SECONDS = 2.0
 
 
 def _raw_error(status_line: bytes, message: str) -> bytes:
-    body = orjson.dumps(error_body("invalid_request", message))
+    body = orjson.dumps(error_body(InvalidRequest(message)))
     return b"".join(
         (
             status_line,

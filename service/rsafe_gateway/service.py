@@ -5,12 +5,8 @@ all their items at once so that the model calls they need are known, and paid fo
 made: `prepare` (validate, resolve the policy, compute the cache key), `look_up` (the cache), and
 `finish` (the model call when the cache had nothing, then the answer).
 
-Single-flight: identical concurrent requests (same cache key) on one replica share ONE model call;
-the others wait for its answer. Across replicas the shared Redis cache does the rest: a burst that
-lands on N replicas makes at most N calls, later requests are hits. (A distributed lock would save
-those N-1 calls at the price of a Redis round trip and a lock timeout on every miss; not worth it.)
-The call is cancelled when the last request waiting for it is, and a failure reaches every waiting
-request as its own copy of the error.
+Identical concurrent requests (same cache key) share one model call (`single_flight.py`); the
+cache stores the `Decision` (`decision.py`), never the moderated text.
 
 Cache scope: with API keys and RSAFE_CACHE_SCOPE=key (the default), cache keys (and so
 single-flight) are per key: one key's `cached: true` or reasoning never tells it what another key
@@ -36,6 +32,7 @@ from rsafe_core.verdict import Verdict
 from .backend import ModelBackend
 from .breaker import CircuitBreaker
 from .cache import DecisionCache, cache_key
+from .decision import Decision
 from .decision_log.record import INTERNAL_CONTEXT, DecisionContext, DecisionSink
 from .errors import BackendError, BackendTimeout, GatewayError, InvalidRequest
 from .limiter import ConcurrencyLimiter
@@ -47,7 +44,6 @@ from .metrics import (
     MODEL_DURATION,
     MODEL_ERRORS,
     PROMPT_TOKENS,
-    SINGLEFLIGHT_JOINS,
     UNDETERMINED,
     VERDICTS,
 )
@@ -55,46 +51,12 @@ from .policy_store import PolicyStore
 from .protocol import ModerationRequest
 from .result import ModerationResult, PolicyUsed, TokenUsage
 from .settings import CacheScope, FailMode, Settings
+from .single_flight import SingleFlight
 from .text_turns import LARGE_TEXT_CHARS, LargeTextTurns
 
 _CACHE_HIT = CACHE_LOOKUPS.labels("hit")
 _CACHE_MISS = CACHE_LOOKUPS.labels("miss")
 _HIDDEN_CONTENT = {kind: HIDDEN_CONTENT.labels(kind.value) for kind in HiddenKind}
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What the model decided; this (not the moderated text) is what the cache stores."""
-
-    verdict: Verdict
-    categories: list[str]
-    reasoning: str | None
-    prompt_tokens: int
-    completion_tokens: int
-    # Why the verdict is undetermined (unparseable, timeout, unavailable, 5xx); never cached.
-    failure: str | None = None
-
-    def to_cache(self) -> dict[str, Any]:
-        return {
-            "verdict": self.verdict.value,
-            "categories": self.categories,
-            "reasoning": self.reasoning,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-        }
-
-    @classmethod
-    def from_cache(cls, value: dict[str, Any]) -> Decision | None:
-        try:
-            return cls(
-                verdict=Verdict(value["verdict"]),
-                categories=[str(item) for item in value["categories"]],
-                reasoning=value["reasoning"],
-                prompt_tokens=int(value["prompt_tokens"]),
-                completion_tokens=int(value["completion_tokens"]),
-            )
-        except (KeyError, ValueError, TypeError):
-            return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,16 +89,6 @@ class Job:
         return self.cached is None
 
 
-class _Flight:
-    """One shared model call and how many requests wait for it."""
-
-    __slots__ = ("task", "waiters")
-
-    def __init__(self, task: asyncio.Task[Decision | GatewayError]) -> None:
-        self.task = task
-        self.waiters = 0
-
-
 class ModerationService:
     def __init__(
         self,
@@ -152,7 +104,7 @@ class ModerationService:
         self._cache = cache
         self._policies = policies
         self._limits = InputLimits(settings.max_text_chars, settings.max_messages)
-        self._in_flight: dict[str, _Flight] = {}
+        self._flights = SingleFlight[Decision]()
         self._large_texts = LargeTextTurns()
         self._key_prefix = settings.cache_key_prefix
         self._per_key_cache = settings.cache_scope is CacheScope.KEY
@@ -280,7 +232,9 @@ class ModerationService:
             messages = await self._large_texts.run(render) if job.large else render()
             call = _ModelCall(messages, job.decoding.parameters, frozenset(job.category_ids))
             if job.request.cache:
-                decision = await self._single_flight(job.key, call, job.request_id)
+                decision = await self._flights.run(
+                    job.key, lambda: self._decide_and_store(job.key, call, job.request_id)
+                )
             else:
                 decision = await self._decide(call, job.request_id)
         self._count_verdict(decision.verdict, job.target, job.policy.id)
@@ -345,34 +299,6 @@ class ModerationService:
                 turns,
             ),
         )
-
-    async def _single_flight(self, key: str, call: _ModelCall, request_id: str) -> Decision:
-        flight = self._in_flight.get(key)
-        if flight is not None:
-            SINGLEFLIGHT_JOINS.inc()
-        else:
-            started = _Flight(asyncio.create_task(self._decide_and_store(key, call, request_id)))
-            started.task.add_done_callback(lambda _: self._land(key, started))
-            flight = self._in_flight[key] = started
-        flight.waiters += 1
-        try:
-            # shield: one waiter going away must not cancel the call the others wait on.
-            outcome = await asyncio.shield(flight.task)
-        except asyncio.CancelledError:
-            if flight.waiters == 1:  # nobody else wants this answer: stop the model call
-                self._land(key, flight)
-                flight.task.cancel()
-            raise
-        finally:
-            flight.waiters -= 1
-        if isinstance(outcome, GatewayError):
-            raise outcome.own_copy()
-        return outcome
-
-    def _land(self, key: str, flight: _Flight) -> None:
-        # Only this flight's own entry: a newer flight for the key may have taken its place.
-        if self._in_flight.get(key) is flight:
-            del self._in_flight[key]
 
     async def _decide_and_store(
         self, key: str, call: _ModelCall, request_id: str

@@ -21,19 +21,19 @@ A presented key is hashed and compared with EVERY known hash (`hmac.compare_dige
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import Forbidden, Unauthorized
+from .file_watch import FileWatch
 from .metrics import AUTH_FAILURES
 
 logger = logging.getLogger("rsafe_gateway.tenants")
@@ -170,17 +170,11 @@ class TenantDirectory:
         }
         self._keys_file = keys_file
         self._lock = threading.Lock()
-        self._signature = self._file_signature()
+        self.files = FileWatch(self._watched_files, self._reload)
         self._entries = self._load()
 
-    def _file_signature(self) -> tuple[int, int] | None:
-        if self._keys_file is None:
-            return None
-        try:
-            info = self._keys_file.stat()
-        except OSError:
-            return None
-        return (info.st_mtime_ns, info.st_size)
+    def _watched_files(self) -> list[Path]:
+        return [self._keys_file] if self._keys_file is not None else []
 
     def _load(self) -> tuple[tuple[bytes, Principal], ...]:
         merged = dict(self._legacy)
@@ -189,28 +183,21 @@ class TenantDirectory:
         return tuple((digest.encode(), principal) for digest, principal in sorted(merged.items()))
 
     def reload(self) -> bool:
-        signature = self._file_signature()
+        return self.files.reload()
+
+    def reload_if_changed(self) -> bool:
+        return self.files.reload_if_changed()
+
+    def _reload(self) -> bool:
         try:
             entries = self._load()
         except KeysFileError as exc:
             logger.error("keys file reload rejected, keeping the previous keys: %s", exc)
-            self._signature = signature
             return False
         with self._lock:
             self._entries = entries
-            self._signature = signature
         logger.info("keys file reloaded: %d keys", len(entries))
         return True
-
-    def reload_if_changed(self) -> bool:
-        if self._file_signature() == self._signature:
-            return False
-        return self.reload()
-
-    async def watch(self, interval_seconds: float) -> None:
-        while True:
-            await asyncio.sleep(interval_seconds)
-            self.reload_if_changed()
 
     def authenticate(self, authorization: str | None) -> Principal:
         """The caller's principal, or Unauthorized."""
@@ -229,11 +216,10 @@ class TenantDirectory:
         return found
 
 
-def principal_of(state: dict[str, Any], auth_enabled: bool) -> Principal:
-    """The principal admission put into the request state; ANONYMOUS when auth is off."""
-    principal = state.get("principal")
-    if isinstance(principal, Principal):
-        return principal
+def principal_of(admitted: Principal | None, auth_enabled: bool) -> Principal:
+    """The principal admission found for the request; ANONYMOUS when auth is off."""
+    if admitted is not None:
+        return admitted
     if auth_enabled:  # admission did not run: refuse rather than serve as anonymous
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
     return ANONYMOUS

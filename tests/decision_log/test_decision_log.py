@@ -21,6 +21,7 @@ from postgres import count_rows
 from rsafe_gateway.app import create_app
 from rsafe_gateway.cli import app as cli_app
 from rsafe_gateway.decision_log.retention import Retention, enforce_retention
+from rsafe_gateway.gateway_state import gateway_state
 from rsafe_gateway.tenants import hash_key
 
 ACME, GLOBEX, ADMIN, READER_LESS, LEGACY = "acme-key", "globex-key", "admin-key", "mod-only", "old"
@@ -233,8 +234,9 @@ def test_the_keys_file_is_reloaded_and_a_broken_edit_keeps_the_old_keys(
     )
     path.write_text("keys: [{sha256: not-a-hash, tenant: acme, scopes: [moderate]}]")
     # The broken file is rejected (logged); poll until the watcher has seen it, keys unchanged.
-    directory = client.app.state.authenticator.directory  # type: ignore[attr-defined]
-    wait_until(lambda: directory._signature == directory._file_signature(), 10, "the reload")
+    directory = gateway_state(client.app).tenants
+    assert directory is not None
+    wait_until(lambda: directory.files.up_to_date, 10, "the reload")
     assert client.post("/v1/moderate", json={"input": "x"}, headers=bearer(new)).is_success
 
 
@@ -468,7 +470,9 @@ def test_required_mode_answers_503_when_the_log_cannot_write_and_best_effort_ans
     assert all(relaxed.post("/v1/moderate", json={"input": "x"}).is_success for _ in range(6))
     # The writer waits for the schema (PostgreSQL never answers): 3 wait in the buffer, 3 dropped.
     assert _dropped(relaxed) - before == 3
-    assert relaxed.app.state.decision_log.writer.buffered == 3  # type: ignore[attr-defined]
+    decision_log = gateway_state(relaxed.app).decision_log
+    assert decision_log is not None
+    assert decision_log.writer.buffered == 3
 
 
 def _dropped(client: TestClient) -> float:

@@ -23,6 +23,8 @@ from starlette.responses import Response
 from starlette.types import Receive
 
 from ..errors import InvalidRequest
+from ..gateway_state import gateway_state
+from ..request_context import request_context
 from ..routes.json_body import json_body_openapi
 from ..routes.moderation import ERROR_RESPONSES
 from ..service import ModerationService
@@ -82,7 +84,7 @@ def build_call(request: Request, raw: bytes, settings: Settings) -> ProxyCall:
         raise invalid_request_from(exc.errors(include_url=False, include_input=False)) from None
     if parsed.n not in (None, 1):
         raise InvalidRequest("the guarded proxy supports n = 1 only", param="n")
-    service: ModerationService = request.app.state.service
+    service = gateway_state(request.app).service
     options = parsed.rsafe
     named_input = _policy_id(
         service,
@@ -100,9 +102,7 @@ def build_call(request: Request, raw: bytes, settings: Settings) -> ProxyCall:
     output_policy = named_output or named_input or settings.proxy_output_policy_id or input_policy
     body: dict[str, Any] = orjson.loads(raw)
     body.pop("rsafe", None)
-    state = request.scope["state"]
-    log: dict[str, Any] = {}
-    state["log"] = log
+    asking = request_context(request.scope)
     return ProxyCall(
         body=body,
         stream=bool(parsed.stream),
@@ -110,9 +110,9 @@ def build_call(request: Request, raw: bytes, settings: Settings) -> ProxyCall:
         user_text=_last_user_text(parsed, settings.max_text_chars),
         input_policy_id=input_policy,
         output_policy_id=output_policy,
-        request_id=state["request_id"],
+        request_id=asking.request_id,
         started=time.perf_counter(),
-        log=log,
+        log=asking.log,
     )
 
 
@@ -142,10 +142,10 @@ async def until_disconnect(receive: Receive, work: Coroutine[Any, Any, Response]
 
 async def chat_completions(request: Request) -> Response:
     raw = await request.body()
-    settings: Settings = request.app.state.settings
-    call = build_call(request, raw, settings)
-    proxy: ChatProxy = request.app.state.chat_proxy
-    return await until_disconnect(request.receive, proxy.handle(call))
+    gateway = gateway_state(request.app)
+    call = build_call(request, raw, gateway.settings)
+    assert gateway.chat_proxy is not None  # the route exists only with a proxy
+    return await until_disconnect(request.receive, gateway.chat_proxy.handle(call))
 
 
 def install_routes(app: FastAPI, settings: Settings) -> None:

@@ -533,7 +533,7 @@ class _Relay:
             return self._release()
         if isinstance(event, _Failed):
             self._tally.upstream_error = _upstream_error_kind(event.error)
-            error = error_body(event.error.error_type, event.error.message, event.error.param)
+            error = error_body(event.error)
             return _sse(orjson.dumps(error)) + _DONE, True
         return self._on_checks_done()
 

@@ -18,6 +18,7 @@ import aiohttp
 import orjson
 
 from ..errors import BackendError, BackendTimeout, BackendUnavailable, GatewayError
+from ..http_session import pooled_session
 
 
 class UpstreamError(BackendError):
@@ -105,16 +106,11 @@ class UpstreamClient:
 
     def __init__(self, config: UpstreamConfig) -> None:
         self._url = f"{config.base_url}/v1/chat/completions"
-        headers = {"Content-Type": "application/json"}
-        if config.api_key:
-            headers["Authorization"] = f"Bearer {config.api_key}"
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=config.max_connections, keepalive_timeout=4),
-            # sock_read bounds every wait for bytes: the first one and each gap in a stream.
-            timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=config.connect_timeout, sock_read=config.read_timeout
-            ),
-            headers=headers,
+        self._session = pooled_session(
+            api_key=config.api_key,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+            max_connections=config.max_connections,
         )
 
     async def close(self) -> None:

@@ -18,8 +18,10 @@ from fastapi import APIRouter, Path, Query, Request
 from rsafe_core.verdict import Verdict
 
 from ..errors import NotFound
+from ..gateway_state import gateway_state
 from ..metrics import DECISIONS_OVERTURNED
 from ..protocol import ErrorResponse
+from ..request_context import request_context
 from ..routes.json_body import json_body_openapi, read_json_body
 from ..tenants import Principal, principal_of
 from .appeal import appeal
@@ -55,15 +57,15 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _log(request: Request) -> DecisionLog:
-    log: DecisionLog | None = getattr(request.app.state, "decision_log", None)
+    log = gateway_state(request.app).decision_log
     if log is None:
         raise NotFound("the decision log is off (set RSAFE_DATABASE_URL)")
     return log
 
 
 def _principal(request: Request, scope: str) -> Principal:
-    state = request.scope.get("state", {})
-    principal = principal_of(state, request.app.state.settings.auth_enabled)
+    admitted = request_context(request.scope).principal
+    principal = principal_of(admitted, gateway_state(request.app).settings.auth_enabled)
     principal.require(scope)
     return principal
 
@@ -149,7 +151,7 @@ async def appeal_decision(decision_id: DecisionId, request: Request) -> AppealRe
         body.input,
         body.policy,
         principal,
-        request.scope["state"]["request_id"],
+        request_context(request.scope).request_id,
     )
     return AppealResponse(
         appeal=DecisionView.model_validate(record, from_attributes=True),

@@ -1,1 +1,1 @@
-"""HTTP routes: thin functions that fetch the service from `app.state` and call it."""
+"""HTTP routes: thin functions that take the service from the gateway state and call it."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from ..errors import NotReady
+from ..gateway_state import gateway_state
 from ..lifecycle import DRAINING
 from ..metrics import render_latest
-from ..responses import JSONBytesResponse, error_body
+from ..responses import JSONBytesResponse, error_response
 
 router = APIRouter(tags=["health"])
 
@@ -19,23 +21,19 @@ async def healthz() -> JSONBytesResponse:
 
 @router.get("/readyz", summary="Readiness: model server answering, cache reachable or disabled")
 async def readyz(request: Request) -> JSONBytesResponse:
-    state = request.app.state
-    if DRAINING.is_set() or getattr(state, "shutting_down", False):
-        return JSONBytesResponse(
-            error_body("backend_unavailable", "shutting down"), status_code=503
-        )
-    model_ready = await state.backend.ready()
-    cache_ok = await state.cache.ping()
+    if DRAINING.is_set():
+        return error_response(NotReady("shutting down"))
+    gateway = gateway_state(request.app)
+    model_ready = await gateway.backend.ready()
+    cache_ok = await gateway.cache.ping()
     checks = {
         "model_server": "ok" if model_ready else "unavailable",
-        "cache": ("ok" if cache_ok else "unavailable") if state.cache.enabled else "disabled",
+        "cache": ("ok" if cache_ok else "unavailable") if gateway.cache.enabled else "disabled",
     }
-    cache_blocks = state.settings.readiness_requires_cache and not cache_ok
+    cache_blocks = gateway.settings.readiness_requires_cache and not cache_ok
     if not model_ready or cache_blocks:
         detail = ", ".join(f"{name} {status}" for name, status in checks.items())
-        return JSONBytesResponse(
-            error_body("backend_unavailable", f"not ready: {detail}"), status_code=503
-        )
+        return error_response(NotReady(f"not ready: {detail}"))
     return JSONBytesResponse({"status": "ready", "checks": checks})
 
 

@@ -1,8 +1,8 @@
 """POST /v1/moderate, /v1/moderate/batch and /v1/moderations.
 
-These are the hot path (a cache hit is a fraction of a millisecond of work), so they are plain
-Starlette routes: FastAPI's per-request machinery for a declared route (dependency solving, exit
-stack, a spare Response) was a sizeable share of it. They are still documented: `documentation`
+These are the hot path, so they are plain Starlette routes: FastAPI's per-request machinery for a
+declared route (dependency solving, exit stack, a spare Response) was a sizeable share of a cache
+hit's cost (scripts/benchmark.py measures it). They are still documented: `documentation`
 holds the same operations as FastAPI routes, used only to build /openapi.json.
 """
 
@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..batch import moderate_batch
 from ..decision_log.record import DecisionContext
+from ..gateway_state import GatewayState, gateway_state
 from ..openai_compat import moderate_openai
 from ..protocol import (
     BatchRequest,
@@ -30,9 +31,9 @@ from ..protocol import (
     OpenAIModerationRequest,
     OpenAIModerationResponse,
 )
-from ..rate_limit import Pay, RateLimiter
+from ..rate_limit import Pay
+from ..request_context import RequestContext, request_context
 from ..responses import JSONBytesResponse, model_response
-from ..service import ModerationService
 from ..tenants import principal_of
 from .disconnect import unless_disconnected
 from .json_body import json_body_openapi, read_json_body
@@ -56,19 +57,19 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _context(request: Request, route: str) -> DecisionContext:
+def _context(gateway: GatewayState, asking: RequestContext, route: str) -> DecisionContext:
     """Who asks (tenant, scopes: tenants.py) and where: for the policy and the decision log."""
-    principal = principal_of(request.scope["state"], request.app.state.settings.auth_enabled)
+    principal = principal_of(asking.principal, gateway.settings.auth_enabled)
     principal.require("moderate")
     return DecisionContext(principal, route)
 
 
 async def moderate(request: Request) -> Response:
     body = await read_json_body(request, ModerationRequest)
-    service: ModerationService = request.app.state.service
-    state = request.scope["state"]
-    context = _context(request, "/v1/moderate")
-    result = await service.moderate(body, state["request_id"], context)
+    gateway = gateway_state(request.app)
+    asking = request_context(request.scope)
+    context = _context(gateway, asking, "/v1/moderate")
+    result = await gateway.service.moderate(body, asking.request_id, context)
     log_fields: dict[str, Any] = {
         "verdict": result.verdict.value,
         "flagged": result.flagged,
@@ -76,52 +77,52 @@ async def moderate(request: Request) -> Response:
         "policy_id": result.policy.id,
         "model": result.model,
     }
-    if request.app.state.settings.log_content:
+    if gateway.settings.log_content:
         log_fields["input"] = body.model_dump(mode="json")["input"]
-    state["log"] = log_fields
+    asking.log = log_fields
     return JSONBytesResponse(result)  # a dataclass: orjson writes it directly
 
 
-def _payment(request: Request) -> Pay | None:
+def _payment(gateway: GatewayState, asking: RequestContext) -> Pay | None:
     """What charges this request's further model calls to its caller (None: no rate limit)."""
-    limiter: RateLimiter | None = request.app.state.rate_limiter
+    limiter = gateway.rate_limiter
     if limiter is None:
         return None
-    state = request.scope["state"]
-    return partial(limiter.take_more, state["caller"], own=state.get("own_limit"))
+    assert asking.caller is not None  # admission runs (and names the caller) with a limiter
+    return partial(limiter.take_more, asking.caller, own=asking.own_limit)
 
 
 async def moderate_many(request: Request) -> Response:
     body = await read_json_body(request, BatchRequest)
-    service: ModerationService = request.app.state.service
-    state = request.scope["state"]
+    gateway = gateway_state(request.app)
+    asking = request_context(request.scope)
     work = moderate_batch(
-        service,
+        gateway.service,
         body.items,
-        state["request_id"],
-        request.app.state.settings.max_batch_items,
-        _context(request, "/v1/moderate/batch"),
-        pay=_payment(request),
+        asking.request_id,
+        gateway.settings.max_batch_items,
+        _context(gateway, asking, "/v1/moderate/batch"),
+        pay=_payment(gateway, asking),
     )
     results = await unless_disconnected(request.receive, work)
-    state["log"] = {"items": len(results)}
+    asking.log = {"items": len(results)}
     return JSONBytesResponse({"results": results})
 
 
 async def openai_moderations(request: Request) -> Response:
     body = await read_json_body(request, OpenAIModerationRequest)
-    service: ModerationService = request.app.state.service
-    state = request.scope["state"]
+    gateway = gateway_state(request.app)
+    asking = request_context(request.scope)
     work = moderate_openai(
-        service,
+        gateway.service,
         body,
-        state["request_id"],
-        request.app.state.settings.max_batch_items,
-        _context(request, "/v1/moderations"),
-        pay=_payment(request),
+        asking.request_id,
+        gateway.settings.max_batch_items,
+        _context(gateway, asking, "/v1/moderations"),
+        pay=_payment(gateway, asking),
     )
     result = await unless_disconnected(request.receive, work)
-    state["log"] = {"items": len(result.results), "policy_id": service.openai_policy_id}
+    asking.log = {"items": len(result.results), "policy_id": gateway.service.openai_policy_id}
     return model_response(result)
 
 

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ..errors import NotFound
+from ..gateway_state import gateway_state
 
 router = APIRouter(tags=["playground"], include_in_schema=False)
 
@@ -60,7 +61,7 @@ def load_asset(name: str) -> Asset:
 
 
 def _ensure_enabled(request: Request) -> None:
-    if not request.app.state.settings.playground_enabled:
+    if not gateway_state(request.app).settings.playground_enabled:
         raise NotFound("the playground is disabled (RSAFE_PLAYGROUND_ENABLED=false)")
 
 

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request
 from rsafe_core.policy import Policy
 
 from ..errors import NotFound
+from ..gateway_state import gateway_state
 from ..protocol import CategoryInfo, ErrorResponse, PolicyDetail, PolicyInfo, PolicyList
-from ..service import ModerationService
 
 router = APIRouter(tags=["policies"])
 
@@ -27,8 +27,7 @@ def _info(policy: Policy) -> dict[str, object]:
 
 @router.get("/v1/policies", response_model=PolicyList, summary="List the named policies")
 async def list_policies(request: Request) -> PolicyList:
-    service: ModerationService = request.app.state.service
-    store = service.policies
+    store = gateway_state(request.app).service.policies
     return PolicyList(
         default_policy_id=store.default_id,
         policies=[PolicyInfo.model_validate(_info(policy)) for policy in store.all()],
@@ -42,8 +41,7 @@ async def list_policies(request: Request) -> PolicyList:
     summary="One named policy, with the text that goes into the prompt",
 )
 async def get_policy(policy_id: str, request: Request) -> PolicyDetail:
-    service: ModerationService = request.app.state.service
-    policy = service.policies.get(policy_id)
+    policy = gateway_state(request.app).service.policies.get(policy_id)
     if policy is None:
         raise NotFound(f"unknown policy {policy_id!r}", param="policy_id")
     return PolicyDetail.model_validate({**_info(policy), "text": policy.body})
