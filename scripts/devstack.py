@@ -30,7 +30,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -399,11 +399,7 @@ class Stack:
         return next((process.pid for found, process in self.processes if found == name), None)
 
     def stop(self) -> None:
-        # All are told at once (they shut down in parallel), then each is waited for.
-        for _name, process in reversed(self.processes):
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.terminate()
+        """Stop each process (the last started first) with its children: none outlives the run."""
         for _name, process in reversed(self.processes):
             stop_process(process, grace=20)
         self.processes.clear()
@@ -438,15 +434,6 @@ class Stack:
         )  # fmt: skip
         self.adopt(name, gateway.process)
         return gateway.url
-
-
-@contextlib.contextmanager
-def running_stack(log_dir: Path) -> Iterator[Stack]:
-    stack = Stack(log_dir)
-    try:
-        yield stack
-    finally:
-        stack.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
