@@ -29,8 +29,8 @@ from typing import Any
 import orjson
 import psycopg
 import uvloop
-from benchmark import CPU_METERS, interleaved, run_segment, session_for
-from gateway_stack import REPO, ProcessCpu, Stack, free_port, wait_http
+from devstack import REPO, ProcessCpu, Stack
+from gateway_bench.shared import CPU_METERS, interleaved, run_segment, session_for
 
 sys.path.insert(0, str(REPO / "tests"))
 from standins import VALID_COMPLETION, standin_server
@@ -43,21 +43,15 @@ EXTRA_ENV = {k: v for k, v in os.environ.items() if k.startswith("RSAFE_")}
 
 
 def start_gateway(stack: Stack, name: str, model_url: str, database_url: str | None) -> str:
-    port = free_port()
     env = {
-        "PYTHONPATH": str(REPO / "service"),
         "PATH": "/usr/bin:/bin",
-        "RSAFE_HOST": "127.0.0.1",
-        "RSAFE_PORT": str(port),
         "RSAFE_MODEL_SERVER_URL": model_url,
         "RSAFE_REDIS_URL": "",
         "RSAFE_DATABASE_URL": database_url or "",
         **EXTRA_ENV,
     }
-    stack.spawn(name, [sys.executable, "-m", "rsafe_gateway"], env)
-    url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/healthz", None, 60, name)  # the stand-in lists no models: not /readyz
-    return url
+    # The stand-in lists no models: ready is /healthz, not /readyz.
+    return stack.start_gateway(env, name, ready_path="/healthz", inherit_env=False)
 
 
 def rows(database_url: str) -> int:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -34,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from gateway_stack import Stack, free_port, wait_http  # noqa: E402
+from devstack import Stack  # noqa: E402
 
 from chat_proxy.standins import SAFE_REPLY, Standins, words  # noqa: E402
 
@@ -122,22 +121,14 @@ async def checks_per_reply(url: str) -> float:
 
 
 def start_gateway(stack: Stack, standins: Standins, variant: Variant) -> str:
-    port = free_port()
     env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO / "service"),
-        "RSAFE_HOST": "127.0.0.1",
-        "RSAFE_PORT": str(port),
         "RSAFE_MODEL_SERVER_URL": standins.guard_url,
         "RSAFE_UPSTREAM_URL": standins.llm_url,
         "RSAFE_REDIS_URL": "",
         "RSAFE_LOG_LEVEL": "warning",
         **variant.env,
     }
-    process = stack.spawn(f"gateway-{port}", [sys.executable, "-m", "rsafe_gateway"], env)
-    url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/healthz", process, 60, "gateway")
-    return url
+    return stack.start_gateway(env, f"gateway-{len(stack.processes)}", ready_path="/healthz")
 
 
 def main() -> None:

@@ -25,9 +25,10 @@ import time
 import uuid
 from typing import Any
 
+import devstack  # noqa: F401 (first: this checkout's gateway sources on the path)
 import orjson
 import uvloop
-from gateway_stack import bare_app  # the benchmark's baseline endpoint; puts service/ on the path
+from gateway_bench.bare_app import bare_app  # the benchmark's baseline endpoint
 
 from rsafe_gateway.backend import Completion
 

@@ -56,11 +56,12 @@ else
   log "      Set RSAFE_MODEL=/path/to/rsafe-checkpoint for real judgements."
   export RSAFE_MAX_TOKENS=${RSAFE_MAX_TOKENS:-300} RSAFE_REASONING_MAX_CHARS=${RSAFE_REASONING_MAX_CHARS:-200}
 fi
-mapfile -t vllm_flags < <(.venv/bin/python -m rsafe_gateway.serving_recipe --profile "$profile")
+# vLLM's command line is spelled in one place (scripts/devstack.py), from the serving recipe.
+mapfile -t vllm_command < <(RSAFE_VLLM_PYTHON=$VLLM_PY .venv/bin/python scripts/devstack.py \
+  vllm-command "$model_dir" "$VLLM_PORT" --profile "$profile")
 log "starting vLLM ($profile profile) on port $VLLM_PORT: $model_dir"
 HF_HUB_OFFLINE=1 VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1} VLLM_NO_USAGE_STATS=1 \
-  "$VLLM_PY" -m vllm.entrypoints.openai.api_server --model "$model_dir" \
-  --host 127.0.0.1 --port "$VLLM_PORT" "${vllm_flags[@]}" >"$RUN_DIR/vllm.log" 2>&1 &
+  "${vllm_command[@]}" >"$RUN_DIR/vllm.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$VLLM_PORT/health" 600 "${pids[-1]}"
 

@@ -1,111 +1,65 @@
 """Shared fixtures: REAL servers (vLLM on CPU with the tiny checkpoint, Redis), started once.
 
 vLLM runs from its own virtual environment (`.venv-vllm`, made by `scripts/setup.sh`); the
-gateway's tests talk to it over HTTP only, as production does.
+gateway's tests talk to it over HTTP only, as production does. Every process is started and
+stopped by `devstack` (scripts/devstack.py), the one place that knows how; its names are
+re-exported here for the tests that import them from `conftest`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+from devstack import (
+    REPO,
+    SERVED_MODEL,
+    TINY_GATEWAY_ENV,
+    TINY_MODEL_DIR,
+    VLLM_PYTHON,
+    GatewayProcess,
+    RedisServer,
+    VllmServer,
+    ensure_tiny_checkpoint,
+    free_port,
+    http_ok,
+    start_redis,
+    start_vllm,
+    stop_process,
+    wait_until,
+)
+from devstack import start_gateway as start_gateway_process
 from fastapi.testclient import TestClient
 
 from rsafe_gateway.app import create_app
-from rsafe_gateway.serving_recipe import vllm_args
 from rsafe_gateway.settings import Settings
 
-REPO = Path(__file__).resolve().parents[1]
-VLLM_PYTHON = Path(os.environ.get("RSAFE_VLLM_PYTHON", REPO / ".venv-vllm" / "bin" / "python"))
-TINY_MODEL_DIR = REPO / ".cache" / "tiny-rsafe"
-SERVED_MODEL = "rsafe"
+__all__ = [
+    "REPO",
+    "SERVED_MODEL",
+    "TINY_MODEL_DIR",
+    "VLLM_PYTHON",
+    "GatewayProcess",
+    "RedisServer",
+    "VllmServer",
+    "ensure_tiny_model",
+    "free_port",
+    "http_ok",
+    "start_gateway",
+    "start_redis",
+    "start_vllm",
+    "stop_process",
+    "tiny_settings",
+    "wait_until",
+]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
-    """Poll `check` until it is true; fail the test with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(interval)
-    raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
-
-
-def http_ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1.0).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """Stop a server and, when it leads its own process group, every child it started."""
-    group = os.getpgid(process.pid) if process.poll() is None else None
-    own_group = group is not None and group == process.pid
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=grace)
-    if own_group:
-        # vLLM's engine and worker processes must not outlive the API server (~2 GB each).
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-@dataclass
-class RedisServer:
-    port: int
-    process: subprocess.Popen[bytes]
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def ping(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        stop_process(self.process)
-
-
-def start_redis(port: int | None = None) -> RedisServer:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed (scripts/setup.sh installs it)")
-    port = port or free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    server = RedisServer(port, process)
-    wait_until(server.ping, 15, f"redis-server on port {port}")
-    return server
+def ensure_tiny_model(architecture: str = "qwen2") -> Path:
+    """The tiny random checkpoint of `architecture` (built offline on first use)."""
+    return ensure_tiny_checkpoint(architecture)
 
 
 @pytest.fixture(scope="session")
@@ -123,78 +77,13 @@ def own_redis() -> Iterator[RedisServer]:
     server.stop()
 
 
-@dataclass
-class VllmServer:
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def request_count(self) -> float:
-        """Completed requests, from vLLM's own Prometheus counter (proves a model call happened)."""
-        total = 0.0
-        for line in httpx.get(f"{self.url}/metrics", timeout=5).text.splitlines():
-            if line.startswith("vllm:request_success_total"):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
-
-
-def ensure_tiny_model() -> Path:
-    if not VLLM_PYTHON.exists():
-        pytest.fail(f"{VLLM_PYTHON} is missing: run scripts/setup.sh first")
-    subprocess.run(
-        [str(VLLM_PYTHON), str(REPO / "models" / "tiny_checkpoint.py"), str(TINY_MODEL_DIR)],
-        check=True,
-        capture_output=True,
-    )
-    return TINY_MODEL_DIR
-
-
-def vllm_environment() -> dict[str, str]:
-    return {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "VLLM_CPU_KVCACHE_SPACE": "1",
-        "VLLM_NO_USAGE_STATS": "1",
-        "VLLM_LOGGING_LEVEL": "WARNING",
-    }
-
-
-def start_vllm(model_dir: Path, port: int, log_path: Path) -> VllmServer:
-    command = [
-        str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
-        *vllm_args("cpu"),
-    ]  # fmt: skip
-    with log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=vllm_environment(),
-            start_new_session=True,  # its own process group: stop_process reaps the children
-        )
-    server = VllmServer(f"http://127.0.0.1:{port}", process, log_path)
-
-    def healthy() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"vLLM exited early; see {log_path}")
-        return http_ok(f"{server.url}/health")
-
-    try:
-        wait_until(healthy, 300, "vLLM", interval=0.5)
-    except BaseException:
-        stop_process(process)
-        raise
-    return server
-
-
 @pytest.fixture(scope="session")
 def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
     model_dir = ensure_tiny_model()
     log_path = tmp_path_factory.mktemp("vllm") / "vllm.log"
     server = start_vllm(model_dir, free_port(), log_path)
     yield server
-    stop_process(server.process, grace=20)
+    server.stop()
 
 
 def tiny_settings(**overrides: object) -> Settings:
@@ -242,46 +131,19 @@ def e2e_client(
     return make_client(model_server_url=vllm_server.url, redis_url=redis_server.url)
 
 
-@dataclass
-class GatewayProcess:
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-
-def start_gateway(env: dict[str, str], log_path: Path, port: int | None = None) -> GatewayProcess:
-    """The gateway as a real uvicorn process (`python -m rsafe_gateway`), ready when it returns."""
-    port = port or free_port()
-    environment = {
-        **os.environ,
-        "RSAFE_HOST": "127.0.0.1",
-        "RSAFE_PORT": str(port),
-        "RSAFE_MODEL_NAME": SERVED_MODEL,
-        "RSAFE_MAX_TOKENS": "300",
-        "RSAFE_REASONING_MAX_CHARS": "200",
-        "RSAFE_CACHE_KEY_PREFIX": f"rsafe-gw-{port}:",
-        **env,
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "rsafe_gateway"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=environment,
-        )
-    gateway = GatewayProcess(f"http://127.0.0.1:{port}", process, log_path)
-
-    def alive() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"gateway exited early; see {log_path}")
-        return http_ok(f"{gateway.url}/healthz")
-
-    try:
-        wait_until(alive, 30, "gateway")
-    except BaseException:
-        stop_process(process)
-        raise
-    return gateway
+def start_gateway(
+    env: dict[str, str],
+    log_path: Path,
+    port: int | None = None,
+    *,
+    ready_path: str = "/healthz",
+    timeout: float = 30,
+    cwd: Path | None = None,
+) -> GatewayProcess:
+    """The gateway as a real uvicorn process sized for the tiny model, ready when it returns."""
+    return start_gateway_process(
+        {**TINY_GATEWAY_ENV, **env}, log_path, port, ready_path=ready_path, timeout=timeout, cwd=cwd
+    )
 
 
 @pytest.fixture(scope="session")
@@ -294,7 +156,7 @@ def gateway_process(
         {"RSAFE_MODEL_SERVER_URL": vllm_server.url, "RSAFE_REDIS_URL": redis_server.url}, log_path
     )
     yield gateway
-    stop_process(gateway.process)
+    gateway.stop()
 
 
 def pytest_report_header() -> str:

@@ -1,19 +1,18 @@
-"""Helpers of the attack tests: a recording model stand-in, the error contract, a bounded load.
+"""Helpers of the attack tests: the recording model stand-in, the error contract, a bounded load.
 
-The stand-in here is for fault injection and for reading the EXACT prompt the gateway sends; every
-happy path of these tests that claims something about the model runs against the real vLLM.
+The stand-in (tests/standins.py) is for fault injection and for reading the EXACT prompt the gateway
+sends; every happy path of these tests that claims something about the model runs against the real
+vLLM.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from types import EllipsisType
 from typing import Any
@@ -22,6 +21,8 @@ import aiohttp
 import psutil
 
 from conftest import GatewayProcess, start_gateway, stop_process
+from standins import ModelStandin as ModelStandin  # the one stand-in, re-exported for the tests
+from standins import model_standin as model_standin
 
 # The contract's error types (README "Errors"); `internal` is a bug and must never be seen.
 ERROR_TYPES = frozenset(
@@ -35,7 +36,6 @@ ERROR_TYPES = frozenset(
         "backend_error",
     }
 )
-UNSAFE_COMPLETION = "<think>ok</think>\\boxed{unsafe}"
 ANSWER_FIELDS = frozenset(
     {
         "id", "verdict", "flagged", "categories", "reasoning", "policy", "model", "cached",
@@ -66,87 +66,6 @@ def assert_error(body: Any, error_type: str, param: str | EllipsisType | None = 
     assert body["error"]["type"] == error_type, body
     if param is not ...:
         assert body["error"]["param"] == param, body
-
-
-def completion_body(text: str) -> bytes:
-    return json.dumps(
-        {
-            "choices": [{"message": {"content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 7, "completion_tokens": 3},
-        }
-    ).encode()
-
-
-@dataclass
-class ModelStandin:
-    """A loopback OpenAI-compatible stand-in: records every request body, answers `completion`."""
-
-    url: str
-    completion: str = UNSAFE_COMPLETION
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-    headers: list[dict[str, str]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def by_request_id(self) -> dict[str, dict[str, Any]]:
-        with self.lock:
-            return {
-                h.get("x-request-id", ""): b for h, b in zip(self.headers, self.bodies, strict=True)
-            }
-
-    def clear(self) -> None:
-        with self.lock:
-            self.bodies.clear()
-            self.headers.clear()
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # socketserver's default backlog is 5: a burst of new connections (a batch fans out to 64
-    # concurrent model calls) would overflow it and wait for SYN retransmits (1 s, 3 s, ...).
-    request_queue_size = 256
-
-
-@contextmanager
-def model_standin(completion: str = UNSAFE_COMPLETION) -> Iterator[ModelStandin]:
-    standin = ModelStandin(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as vLLM (the gateway pools connections)
-        disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed ACK
-
-        def _send(self, status: int, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_GET(self) -> None:
-            if self.path.startswith("/v1/models"):
-                self._send(200, b'{"object": "list", "data": [{"id": "rsafe"}]}')
-            else:
-                self._send(200, b"{}")
-
-        def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            with standin.lock:
-                standin.headers.append({k.lower(): v for k, v in self.headers.items()})
-                standin.bodies.append(json.loads(raw))
-            self._send(200, completion_body(standin.completion))
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = _Server(("127.0.0.1", 0), Handler)
-    standin.url = f"http://127.0.0.1:{server.server_address[1]}"
-    standin.completion = completion
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield standin
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @dataclass

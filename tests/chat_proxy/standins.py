@@ -1,12 +1,14 @@
 """Scripted stand-ins for the chat proxy's tests and its benchmark (FAULT INJECTION and scripted
 content only; the happy path also runs against the real vLLM in test_real_vllm.py).
 
-One aiohttp server on its own thread and event loop serves both:
-- `/llm/v1/chat/completions`, an OpenAI-compatible upstream LLM that streams a known reply word by
-  word (optionally paced), with the unsafe sentence at a known place, or a fault; it records what
-  it was sent, every payload it streamed, and whether the client closed the connection early;
-- `/guard/v1/chat/completions`, a guard model that answers `\\boxed{unsafe}` exactly when the
-  text it is asked to judge contains MARKER, else `\\boxed{safe}`.
+- the upstream LLM, `/llm/v1/chat/completions` on an aiohttp server (its own thread and event
+  loop): an OpenAI-compatible server that streams a known reply word by word (optionally paced),
+  with the unsafe sentence at a known place, or a fault; it records what it was sent, every payload
+  it streamed, and whether the client closed the connection early. This is the LLM the proxy
+  guards, not a model server of the gateway, so it is not the shared model stand-in;
+- the guard model, the one model stand-in of the tests (`tests/standins.py`'s `ModelStandin`),
+  answering `\\boxed{unsafe}` exactly when the text it is asked to judge contains MARKER, else
+  `\\boxed{safe}`.
 The request body's `script` field (passed through by the proxy like any unknown field) picks the
 upstream's behaviour.
 """
@@ -14,6 +16,7 @@ upstream's behaviour.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
 import time
@@ -24,6 +27,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+
+from standins import Call, ModelStandin, Reply
 
 MARKER = "ZORBLAX"
 SAFE_SENTENCES = (
@@ -72,6 +77,7 @@ class Standins:
         self.guard_prompts: list[str] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
+        self._guard = ModelStandin(self._judge, keep_alive=True)
         self.url = ""
 
     @property
@@ -80,7 +86,7 @@ class Standins:
 
     @property
     def guard_url(self) -> str:
-        return f"{self.url}/guard"
+        return self._guard.url
 
     def record_for(self, request_id: str) -> UpstreamRecord | None:
         for record in self.records:
@@ -172,14 +178,14 @@ class Standins:
 
     # --- the guard ------------------------------------------------------------------------
 
-    async def _guard(self, request: web.Request) -> web.Response:
-        body = await request.json()
+    def _judge(self, _standin: ModelStandin, call: Call) -> Reply:
+        if call.method != "POST":
+            return Reply(405, b"{}")  # it serves chat completions only
+        body = json.loads(call.body)
         prompt = "\n".join(str(message.get("content", "")) for message in body["messages"])
         self.guard_prompts.append(prompt)
-        if self.guard_delay:
-            await asyncio.sleep(self.guard_delay)
         if self.guard_status != 200 and self.guard_fails_when in prompt:
-            return web.json_response({"error": "guard down"}, status=self.guard_status)
+            return Reply(self.guard_status, b'{"error": "guard down"}', self.guard_delay)
         answer = (
             "<think>It names the marker.</think>\\boxed{unsafe}\nCategories: U1"
             if MARKER in prompt
@@ -189,14 +195,13 @@ class Standins:
             "choices": [{"message": {"content": answer}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 5},
         }
-        return web.Response(body=orjson.dumps(document), content_type="application/json")
+        return Reply(body=orjson.dumps(document), delay=self.guard_delay)
 
     # --- serving --------------------------------------------------------------------------
 
     async def _start(self, ready: threading.Event) -> None:
         app = web.Application()
         app.router.add_post("/llm/v1/chat/completions", self._llm)
-        app.router.add_post("/guard/v1/chat/completions", self._guard)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -219,7 +224,8 @@ class Standins:
         if not ready.wait(10):
             raise TimeoutError("stand-in servers did not start")
         try:
-            yield self
+            with self._guard.serving():
+                yield self
         finally:
             assert self._runner is not None
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop).result(10)

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from postgres import ensure_shared_postgres, scratch_database
-from standins import _Server, _serving
+from standins import Call, ModelStandin, Reply
 
 UNSAFE_MARKER = "UNSAFE-PLEASE"
+# With a token budget this large (an appeal's) the verdict flips, so that a test can see an
+# appeal overturn a decision.
+APPEAL_BUDGET = 4096
 
 
 def _completion(verdict: str) -> bytes:
@@ -25,26 +27,15 @@ def _completion(verdict: str) -> bytes:
     ).encode()
 
 
-class _VerdictHandler(BaseHTTPRequestHandler):
-    """`unsafe` when the prompt holds UNSAFE_MARKER, else `safe`; with a large token budget (an
-    appeal's) the verdict flips, so a test can see an appeal overturn a decision."""
-
-    appeal_budget = 4096
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-        unsafe = UNSAFE_MARKER in json.dumps(body["messages"])
-        if body.get("max_tokens", 0) >= self.appeal_budget:
-            unsafe = not unsafe
-        answer = _completion("unsafe" if unsafe else "safe")
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
+def _verdict(_standin: ModelStandin, call: Call) -> Reply:
+    """`unsafe` when the prompt holds UNSAFE_MARKER, else `safe` (flipped for an appeal)."""
+    if call.method != "POST":
+        return Reply(501, b"{}")  # only completions are served
+    body = json.loads(call.body)
+    unsafe = UNSAFE_MARKER in json.dumps(body["messages"])
+    if body.get("max_tokens", 0) >= APPEAL_BUDGET:
+        unsafe = not unsafe
+    return Reply(body=_completion("unsafe" if unsafe else "safe"))
 
 
 @pytest.fixture(scope="session")
@@ -60,5 +51,5 @@ def database(postgres_admin_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def verdict_server() -> Iterator[str]:
-    with _serving(_Server(("127.0.0.1", 0), _VerdictHandler)) as url:
-        yield url
+    with ModelStandin(_verdict).serving() as standin:
+        yield standin.url

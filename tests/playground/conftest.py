@@ -11,27 +11,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import RedisServer, VllmServer, free_port, stop_process, tiny_settings, wait_until
+from conftest import GatewayProcess, RedisServer, VllmServer, start_gateway, tiny_settings
 from rsafe_gateway.app import create_app
-
-from .launch_gateway import with_playground
 
 os.environ["SE_OFFLINE"] = "true"  # before selenium is imported: never run selenium-manager online
 
 REPO = Path(__file__).resolve().parents[2]
-LAUNCHER = Path(__file__).resolve().parent / "launch_gateway.py"
 ARTIFACTS = REPO / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -56,7 +49,7 @@ def playground_client() -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
     def factory(**overrides: object) -> TestClient:
-        app = with_playground(create_app(tiny_settings(**overrides)))
+        app = create_app(tiny_settings(**overrides))
         # 127.0.0.1: a name the gateway answers to by default (TestClient says "testserver").
         client = TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False)
         client.__enter__()
@@ -68,11 +61,7 @@ def playground_client() -> Iterator[Callable[..., TestClient]]:
         client.__exit__(None, None, None)
 
 
-@dataclass
-class Gateway:
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
+Gateway = GatewayProcess  # the name the browser tests know it by
 
 
 @pytest.fixture(scope="module")
@@ -80,40 +69,19 @@ def gateway(
     vllm_server: VllmServer, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
     """The gateway as a real uvicorn process (what a browser meets in production)."""
-    port = free_port()
     log_path = tmp_path_factory.mktemp("gateway") / "gateway.log"
     env = {
-        **os.environ,
         "RSAFE_MODEL_SERVER_URL": vllm_server.url,
         "RSAFE_REDIS_URL": redis_server.url,
-        "RSAFE_MODEL_NAME": "rsafe",
-        "RSAFE_MAX_TOKENS": "300",
-        "RSAFE_REASONING_MAX_CHARS": "200",
         "RSAFE_READ_TIMEOUT_SECONDS": "60",
-        "RSAFE_HOST": "127.0.0.1",
-        "RSAFE_PORT": str(port),
         "RSAFE_CACHE_KEY_PREFIX": f"rsafe-playground-{uuid.uuid4().hex[:8]}:",
         "RSAFE_PLAYGROUND_ENABLED": "true",
     }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, str(LAUNCHER)], stdout=log, stderr=subprocess.STDOUT, env=env
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"the gateway exited early:\n{log_path.read_text()}")
-        try:
-            return httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
+    gateway = start_gateway(env, log_path, ready_path="/readyz", timeout=60)
     try:
-        wait_until(ready, 60, "gateway (uvicorn)", interval=0.2)
-        yield Gateway(url, process, log_path)
+        yield gateway
     finally:
-        stop_process(process)
+        gateway.stop()
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,14 @@ message unsafe?). `category` (an rsafe-default id) and `topic` say what the cont
 1's reasoning and the policy swaps (`categories.py`, `swaps.py`); `policy` is the policy text the
 item is judged under when it is not the run's default (a policy-swap view).
 
-Converters read the files as the data sets publish them (JSONL, JSON, CSV or Parquet), by column:
-- ToxicChat (toxicchat0124): `user_input`, `toxicity` (1 → unsafe) — prompt-level;
-- Aegis 2.0: `prompt`, `prompt_label`; `response`, `response_label` — prompt-level (and, on request,
-  response-level where the response is labelled);
-- OR-Bench: `prompt`, `category`; the hard-1k subset is safe (over-refusal bait), toxic is unsafe;
-- PKU-SafeRLHF: `prompt`, `response_0`/`response_1`, `is_response_0_safe`/`is_response_1_safe` —
-  two response-level items per row;
-- BeaverTails (30k_train): `prompt`, `response`, `is_safe` — response-level;
+Converters turn the records of the core's one dataset-reader library (`rsafe_core.datasets`, which
+`rsafe eval` reads with too: file formats, columns and label mappings are documented there) into
+`Example`s, texts stripped, under the source names below:
+- ToxicChat (toxicchat0124) — prompt-level;
+- Aegis 2.0 — prompt-level (and, on request, response-level where the response is labelled);
+- OR-Bench: the hard-1k subset is safe (over-refusal bait), toxic is unsafe — prompt-level;
+- PKU-SafeRLHF — two response-level items per row;
+- BeaverTails (30k_train) — response-level;
 - the project's local suite (data/local-suite/train.jsonl): `id`, `prompt`, `response`?, `label`,
   `source`.
 
@@ -25,7 +25,6 @@ in the paper), counted with a tokenizer when given, else by whitespace-separated
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 from collections import defaultdict
@@ -34,15 +33,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from rsafe_core import datasets
+from rsafe_core.datasets import DataFormatError as DataFormatError  # raised by the readers
+from rsafe_core.datasets import Record, read_rows
+
 from rsafe_train.categories import annotate
 
 SAFE = "safe"
 UNSAFE = "unsafe"
 LOCAL_SUITE_PATH = Path("data/local-suite/train.jsonl")
 
-
-class DataFormatError(ValueError):
-    """A file or row that cannot be converted; the message names the file and the column."""
+# The files as the data sets publish them (.jsonl, .json, .csv, .tsv, .parquet), as dict rows.
+read_records = read_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,48 +91,6 @@ class Example:
         )
 
 
-# --- reading files ------------------------------------------------------------------------------
-
-
-def read_records(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of a .jsonl, .json (a list, or {"data"|"rows"|"train": [...]}), .csv or .parquet."""
-    suffix = path.suffix.lower()
-    if not path.is_file():
-        raise DataFormatError(f"{path}: no such file")
-    if suffix in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if line.strip():
-                    try:
-                        yield json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise DataFormatError(f"{path}:{number}: not JSON ({exc})") from exc
-    elif suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(data, dict):
-            data = next((data[k] for k in ("data", "rows", "train") if k in data), None)
-        if not isinstance(data, list):
-            raise DataFormatError(f"{path}: expected a list of rows")
-        yield from data
-    elif suffix == ".csv":
-        with path.open(encoding="utf-8", newline="") as handle:
-            yield from csv.DictReader(handle)
-    elif suffix == ".parquet":
-        import pyarrow.parquet as pq  # installed with `datasets`
-
-        yield from pq.read_table(path).to_pylist()
-    else:
-        raise DataFormatError(
-            f"{path}: unsupported file type {suffix!r} (jsonl, json, csv, parquet)"
-        )
-
-
-def _column(row: dict[str, Any], name: str, path: Path) -> Any:
-    if name not in row:
-        raise DataFormatError(f"{path}: column {name!r} is missing (columns: {sorted(row)})")
-    return row[name]
-
-
 def _text(value: Any) -> str | None:
     if value is None:
         return None
@@ -138,98 +98,44 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def _truthy(value: Any) -> bool:
-    """Booleans as the data sets write them: True/False, 1/0, "true"/"false", "1"/"0"."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return value != 0
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "1.0"):
-        return True
-    if text in ("false", "0", "no", "0.0"):
-        return False
-    raise DataFormatError(f"not a boolean: {value!r}")
-
-
-def _label(value: Any, path: Path, column: str) -> str | None:
-    text = _text(value)
-    if text is None:
-        return None
-    text = text.lower()
-    if text in (SAFE, UNSAFE):
-        return text
-    raise DataFormatError(f"{path}: column {column!r} has {value!r}, expected safe/unsafe")
-
-
 # --- converters ---------------------------------------------------------------------------------
 
 
-def convert_toxicchat(path: Path, source: str = "toxicchat") -> Iterator[Example]:
-    for row in read_records(path):
-        prompt = _text(_column(row, "user_input", path))
+def _examples(records: Iterable[Record], source: str) -> Iterator[Example]:
+    """The records as training examples under `source`, their texts stripped."""
+    for record in records:
+        prompt = _text(record.prompt)
         if prompt:
-            toxic = _truthy(_column(row, "toxicity", path))
-            yield Example(prompt, UNSAFE if toxic else SAFE, source)
+            yield Example(prompt, record.label, source, _text(record.response))
+
+
+def convert_toxicchat(path: Path, source: str = "toxicchat") -> Iterator[Example]:
+    return _examples(datasets.read_toxicchat(path), source)
 
 
 def convert_aegis2(
     path: Path, source: str = "aegis2", include_responses: bool = False
 ) -> Iterator[Example]:
-    for row in read_records(path):
-        prompt = _text(_column(row, "prompt", path))
-        if not prompt:
-            continue
-        label = _label(_column(row, "prompt_label", path), path, "prompt_label")
-        if label:
-            yield Example(prompt, label, source)
-        if include_responses:
-            response = _text(row.get("response"))
-            response_label = _label(row.get("response_label"), path, "response_label")
-            if response and response_label:
-                yield Example(prompt, response_label, source, response)
+    levels: tuple[datasets.Level, ...] = (
+        ("prompt", "response") if include_responses else ("prompt",)
+    )
+    return _examples(datasets.read_aegis2(path, levels), source)
 
 
 def convert_orbench(
     path: Path, subset: str | None = None, source: str = "orbench"
 ) -> Iterator[Example]:
-    """OR-Bench: hard-1k (seemingly toxic but benign) → safe, toxic → unsafe.
-
-    `subset` is "hard" or "toxic"; when None it is read from the file name (`or-bench-hard-1k…`,
-    `or-bench-toxic…`). Rows carry `prompt` and `category`.
-    """
-    if subset is None:
-        name = path.name.lower()
-        subset = "toxic" if "toxic" in name else "hard" if "hard" in name else None
-    if subset not in ("hard", "toxic"):
-        raise DataFormatError(f"{path}: OR-Bench subset must be 'hard' or 'toxic' (got {subset!r})")
-    label = UNSAFE if subset == "toxic" else SAFE
-    for row in read_records(path):
-        prompt = _text(_column(row, "prompt", path))
-        _column(row, "category", path)
-        if prompt:
-            yield Example(prompt, label, source)
+    """OR-Bench: hard-1k (seemingly toxic but benign) → safe, toxic → unsafe; `subset` ("hard" or
+    "toxic") is read from the file name when None."""
+    return _examples(datasets.read_orbench(path, subset), source)
 
 
 def convert_pku_saferlhf(path: Path, source: str = "pku-saferlhf") -> Iterator[Example]:
-    for row in read_records(path):
-        prompt = _text(_column(row, "prompt", path))
-        if not prompt:
-            continue
-        for index in (0, 1):
-            response = _text(_column(row, f"response_{index}", path))
-            if response:
-                safe = _truthy(_column(row, f"is_response_{index}_safe", path))
-                yield Example(prompt, SAFE if safe else UNSAFE, source, response)
+    return _examples(datasets.read_pku_saferlhf(path), source)
 
 
 def convert_beavertails(path: Path, source: str = "beavertails") -> Iterator[Example]:
-    for row in read_records(path):
-        prompt = _text(_column(row, "prompt", path))
-        response = _text(_column(row, "response", path))
-        if prompt and response:
-            safe = _truthy(_column(row, "is_safe", path))
-            yield Example(prompt, SAFE if safe else UNSAFE, source, response)
+    return _examples(datasets.read_beavertails(path), source)
 
 
 def read_local_suite(path: Path = LOCAL_SUITE_PATH, *, required: bool = False) -> list[Example]:
@@ -242,7 +148,7 @@ def read_local_suite(path: Path = LOCAL_SUITE_PATH, *, required: bool = False) -
     examples = []
     for row in read_records(path):
         for column in ("prompt", "label"):
-            _column(row, column, path)
+            datasets.column(row, column, path)
         source = str(row.get("source") or "local-suite")
         meta = row.get("meta") if isinstance(row.get("meta"), dict) else {}
         found = annotate(str(row["prompt"]), str(row["label"]).strip().lower(), source, meta)
