@@ -63,6 +63,9 @@ def export_command(
     tenant: Annotated[str | None, typer.Option(help="only this tenant")] = None,
     verdict: Annotated[Verdict | None, typer.Option(help="only this verdict")] = None,
     policy_id: Annotated[str | None, typer.Option("--policy-id", help="only this policy")] = None,
+    model_family: Annotated[
+        str | None, typer.Option("--model-family", help="only this guard model family")
+    ] = None,
 ) -> None:
     """Export decisions (and appeals) to JSONL."""
     where = DecisionFilter(
@@ -71,6 +74,7 @@ def export_command(
         verdict=verdict.value if verdict is not None else None,
         policy_id=policy_id,
         tenant=tenant,
+        model_family=model_family,
     )
     if out == "-":
         count = asyncio.run(export_rows(database_url, where, sys.stdout.buffer))
