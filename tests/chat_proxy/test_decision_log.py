@@ -18,11 +18,12 @@ from rsafe_core.formats import guard_format
 
 from conftest import free_port, tiny_settings, wait_until
 from postgres import ensure_shared_postgres, scratch_database
+from rsafe_gateway.chat_proxy.windows import WindowCutter
 from rsafe_gateway.tenants import hash_key
 
 from .conftest import GatewayFactory
 from .helpers import chat_body, error_of, stream_chat
-from .standins import MARKER, UNSAFE_SENTENCE, Standins
+from .standins import MARKER, SAFE_REPLY, UNSAFE_SENTENCE, Standins
 
 ACME, GLOBEX = "acme-proxy-key", "globex-proxy-key"
 ROUTE = "/v1/chat/completions"
@@ -34,12 +35,20 @@ def database() -> Iterator[str]:
         yield url
 
 
+READ_ONLY, KIDS_ONLY = "read-only-proxy-key", "kids-only-proxy-key"
+
+
 def _keys_file(path: Path) -> Path:
     scopes = ["moderate", "decisions:read"]
     entries = [
         {"sha256": hash_key(ACME), "tenant": "acme", "scopes": scopes},
         {"sha256": hash_key(GLOBEX), "tenant": "globex", "scopes": scopes},
-    ]
+        {"sha256": hash_key(READ_ONLY), "tenant": "acme", "scopes": ["decisions:read"]},
+        {
+            "sha256": hash_key(KIDS_ONLY), "tenant": "kids", "scopes": ["moderate"],
+            "default_policy": "kids-education", "allowed_policies": ["kids-education"],
+        },
+    ]  # fmt: skip
     path.write_text(json.dumps({"keys": entries}))  # JSON is YAML
     return path
 
@@ -57,14 +66,17 @@ def _rows(database: str, request_id: str) -> dict[str, dict[str, Any]]:
     return {row["id"]: row for row in rows}
 
 
-def _wait_for_row(database: str, request_id: str, check_id: str) -> dict[str, dict[str, Any]]:
+def _wait_for_rows(database: str, request_id: str, *check_ids: str) -> dict[str, dict[str, Any]]:
+    """The rows of `request_id` once those of `check_ids` are all written (checks run
+    concurrently: their rows may land in different batches)."""
+
     def logged() -> bool:
         try:
-            return check_id in _rows(database, request_id)
+            return set(check_ids) <= set(_rows(database, request_id))
         except psycopg.errors.UndefinedTable:  # still migrating
             return False
 
-    wait_until(logged, 15, f"the row of check {check_id}")
+    wait_until(logged, 15, f"the rows of checks {check_ids}")
     return _rows(database, request_id)
 
 
@@ -85,7 +97,9 @@ def test_every_check_of_a_cut_stream_is_a_decision_of_the_callers_tenant(
     request_id = streamed.headers["x-request-id"]
     cut = streamed.last["rsafe"]["decision"]
     assert cut["verdict"] == "unsafe" and cut["check_id"].startswith(f"{request_id}-w")
-    rows = _wait_for_row(database, request_id, cut["check_id"])
+    cut_index = int(cut["check_id"].rsplit("-w", 1)[1])
+    windows = [f"{request_id}-w{index}" for index in range(cut_index + 1)]
+    rows = _wait_for_rows(database, request_id, f"{request_id}-in", *windows)
 
     guard = guard_format(tiny_settings().model_family)  # the family the gateway serves
     for row in rows.values():
@@ -101,10 +115,9 @@ def test_every_check_of_a_cut_stream_is_a_decision_of_the_callers_tenant(
     assert (entry["target"], entry["verdict"], entry["flagged"]) == ("prompt", "safe", False)
     # Every window up to the cut one was judged and logged, in order; the cut one as the client
     # was told. (Windows after it may have been in flight when the stream was cut.)
-    cut_index = int(cut["check_id"].rsplit("-w", 1)[1])
     assert cut_index >= 1
-    for index in range(cut_index + 1):
-        window = rows[f"{request_id}-w{index}"]
+    for index, window_id in enumerate(windows):
+        window = rows[window_id]
         assert window["target"] == "response"
         assert window["verdict"] == ("unsafe" if index == cut_index else "safe")
     cut_row = rows[cut["check_id"]]
@@ -128,7 +141,7 @@ def test_a_blocked_prompt_and_a_non_streamed_answer_are_logged_too(
     blocked = httpx.post(f"{gateway}{ROUTE}", json=body, headers=_bearer(GLOBEX), timeout=30)
     assert blocked.json()["choices"][0]["finish_reason"] == "content_filter"
     blocked_id = blocked.headers["x-request-id"]
-    rows = _wait_for_row(database, blocked_id, f"{blocked_id}-in")
+    rows = _wait_for_rows(database, blocked_id, f"{blocked_id}-in")
     assert list(rows) == [f"{blocked_id}-in"]  # no upstream call, so no output check
     assert rows[f"{blocked_id}-in"]["verdict"] == "unsafe"
     assert rows[f"{blocked_id}-in"]["tenant"] == "globex"
@@ -139,10 +152,34 @@ def test_a_blocked_prompt_and_a_non_streamed_answer_are_logged_too(
     )
     assert answered.status_code == 200
     answered_id = answered.headers["x-request-id"]
-    rows = _wait_for_row(database, answered_id, f"{answered_id}-w0")
-    windows = sorted(row_id for row_id in rows if "-w" in row_id)
-    assert len(windows) >= 2  # the whole answer, judged in windows
+    # The whole answer, judged in windows (the sizes of the `make_gateway` fixture): each a row.
+    cutter = WindowCutter(40, 80)
+    count = len([*cutter.feed(SAFE_REPLY), *cutter.finish()])
+    assert count >= 2
+    windows = [f"{answered_id}-w{index}" for index in range(count)]
+    rows = _wait_for_rows(database, answered_id, *windows)
+    assert set(rows) == {f"{answered_id}-in", *windows}
     assert {rows[row_id]["verdict"] for row_id in windows} == {"safe"}
+
+
+def test_the_keys_scope_and_policies_apply_to_the_proxy_as_to_moderate(
+    gateway: str, database: str, standins: Standins
+) -> None:
+    refused = httpx.post(f"{gateway}{ROUTE}", json=chat_body(), headers=_bearer(READ_ONLY))
+    assert refused.status_code == 403 and error_of(refused)["type"] == "forbidden"
+    # A policy the key may not use is a 403 before any check (not a guard failure, which the
+    # fail mode could turn into a released reply).
+    other = chat_body(rsafe={"policy_id": "financial-services"})
+    refused = httpx.post(f"{gateway}{ROUTE}", json=other, headers=_bearer(KIDS_ONLY), timeout=30)
+    assert refused.status_code == 403 and error_of(refused)["type"] == "forbidden"
+    assert standins.records == [] and standins.guard_prompts == []
+    # Naming none, the key's own default policy judges both sides.
+    streamed = stream_chat(gateway, chat_body("unsafe"), headers=_bearer(KIDS_ONLY))
+    request_id = streamed.headers["x-request-id"]
+    assert streamed.last["rsafe"]["decision"]["policy"]["id"] == "kids-education"
+    rows = _wait_for_rows(database, request_id, f"{request_id}-in", f"{request_id}-w0")
+    assert {row["policy_id"] for row in rows.values()} == {"kids-education"}
+    assert {row["tenant"] for row in rows.values()} == {"kids"}
 
 
 def test_required_mode_releases_nothing_a_check_could_not_put_on_record(
