@@ -589,8 +589,7 @@ class _Relay:
         except DecisionLogUnavailable as exc:
             # Required mode, a check not on record: what it judged is withheld, the stream ends.
             self._tally.decision_log_failed = True
-            error = error_body(exc.error_type, exc.message, exc.param)
-            return _sse(orjson.dumps(error)) + _DONE, True
+            return _sse(orjson.dumps(error_body(exc))) + _DONE, True
 
     def _judged(self) -> tuple[bytes, bool]:
         """Act on the checks that finished, in order (a check's result may raise)."""
