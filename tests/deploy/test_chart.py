@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -108,7 +111,11 @@ def test_auth_existing_secret_is_referenced_not_created(render: Any) -> None:
     manifests = render(
         set_values=("gateway.auth.existingSecret=ops-keys", "gateway.auth.existingSecretKey=hashes")
     )
-    assert find(manifests, "Secret") == []
+    assert find(manifests, "Secret", "-api-keys") == []
+    # (The one Secret left is the bundled PostgreSQL's: see the decision log tests.)
+    assert [m["metadata"]["name"] for m in find(manifests, "Secret")] == [
+        "rsafe-rsafe-gateway-decision-log"
+    ]
     (volume,) = [
         v
         for v in pod_spec(one(manifests, "Deployment", "gateway"))["volumes"]
@@ -121,7 +128,7 @@ def test_auth_existing_secret_is_referenced_not_created(render: Any) -> None:
 def test_auth_can_be_turned_off(render: Any) -> None:
     manifests = render(set_values=("gateway.auth.enabled=false",))
     assert find(manifests, "ConfigMap", "-settings")[0]["data"]["RSAFE_AUTH_ENABLED"] == "false"
-    assert find(manifests, "Secret") == []
+    assert find(manifests, "Secret", "-api-keys") == []
 
 
 def test_operator_policies_configmap_is_mounted(render: Any) -> None:
@@ -191,6 +198,11 @@ def test_scale_out_example(render: Any) -> None:
     assert one(manifests, "Deployment", "vllm")["spec"]["replicas"] > 1
     assert one(manifests, "HorizontalPodAutoscaler", "gateway")["spec"]["minReplicas"] > 2
     assert find(manifests, "PersistentVolumeClaim") == []  # the shared claim exists beforehand
+    # Many gateways, one external PostgreSQL: migrated once by the hook Job, not by each pod.
+    assert find(manifests, "StatefulSet", "-postgres") == []
+    assert "helm.sh/hook" in one(manifests, "Job", "migrate")["metadata"]["annotations"]
+    settings = find(manifests, "ConfigMap", "-settings")[0]["data"]
+    assert settings["RSAFE_DATABASE_MIGRATE_ON_START"] == "false"
 
 
 # --- Redis ---------------------------------------------------------------------------------------
@@ -209,7 +221,7 @@ def test_bundled_redis_by_default(render: Any) -> None:
 
 def test_external_redis_example(render: Any) -> None:
     manifests = render(CHART / "examples" / "values-external-redis.yaml")
-    assert find(manifests, "StatefulSet") == []
+    assert find(manifests, "StatefulSet", "-redis") == []
     assert "RSAFE_REDIS_URL" not in find(manifests, "ConfigMap", "-settings")[0]["data"]
     env = {
         e["name"]: e for e in container(one(manifests, "Deployment", "gateway"), "gateway")["env"]
@@ -224,6 +236,103 @@ def test_external_redis_example(render: Any) -> None:
     )
 
 
+# --- decision log (PostgreSQL) ------------------------------------------------------------------
+
+EXTERNAL_DB = (
+    "decisionLog.database=external",
+    "decisionLog.external.existingSecret=rsafe-db",
+    "decisionLog.external.networkPolicyEgressTo[0].ipBlock.cidr=10.30.0.0/24",
+)
+
+
+def _gateway_env(manifests: list[Manifest]) -> dict[str, Any]:
+    gateway = container(one(manifests, "Deployment", "gateway"), "gateway")
+    return {e["name"]: e for e in gateway.get("env", [])}
+
+
+def test_bundled_postgres_by_default_migrated_by_the_gateways_at_start(render: Any) -> None:
+    manifests = render()
+    statefulset = one(manifests, "StatefulSet", "postgres")
+    postgres = container(statefulset, "postgres")
+    assert postgres["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod_spec(statefulset)["securityContext"]["runAsNonRoot"] is True
+    assert pod_spec(statefulset)["securityContext"]["runAsUser"] != 0
+    (claim,) = statefulset["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "8Gi"
+    mounts = {m["name"]: m["mountPath"] for m in postgres["volumeMounts"]}
+    assert mounts[claim["metadata"]["name"]] == "/var/lib/postgresql/data"
+    env = {e["name"]: e for e in postgres["env"]}
+    assert env["PGDATA"]["value"].startswith("/var/lib/postgresql/data/")
+
+    # The gateway's URL comes from the chart's Secret (kept on uninstall, like the volume) and
+    # names the bundled Service, user and database.
+    (secret,) = find(manifests, "Secret", "-decision-log")
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    url = urlsplit(base64.b64decode(secret["data"]["database-url"]).decode())
+    password = base64.b64decode(secret["data"]["password"]).decode()
+    service = one(manifests, "Service", "postgres")
+    assert (url.hostname, url.port) == (service["metadata"]["name"], 5432)
+    assert url.username == env["POSTGRES_USER"]["value"] and url.password == password
+    assert len(password) >= 32
+    assert url.path == "/" + env["POSTGRES_DB"]["value"]
+    assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": secret["metadata"]["name"],
+        "key": "password",
+    }
+    assert _gateway_env(manifests)["RSAFE_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": secret["metadata"]["name"],
+        "key": "database-url",
+    }
+    settings = find(manifests, "ConfigMap", "-settings")[0]["data"]
+    assert settings["RSAFE_DATABASE_MIGRATE_ON_START"] == "true"
+    assert find(manifests, "Job") == []  # a pre-install hook would run before this PostgreSQL
+
+
+def test_external_postgres_is_migrated_by_a_pre_install_and_pre_upgrade_hook_job(
+    render: Any,
+) -> None:
+    manifests = render(set_values=EXTERNAL_DB)
+    assert find(manifests, "StatefulSet", "-postgres") == []
+    assert find(manifests, "Secret", "-decision-log") == []
+    from_secret = {"name": "rsafe-db", "key": "database-url"}
+    assert _gateway_env(manifests)["RSAFE_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == from_secret
+    settings = find(manifests, "ConfigMap", "-settings")[0]["data"]
+    assert settings["RSAFE_DATABASE_MIGRATE_ON_START"] == "false"
+
+    job = one(manifests, "Job", "migrate")
+    hooks = job["metadata"]["annotations"]
+    assert set(hooks["helm.sh/hook"].split(",")) == {"pre-install", "pre-upgrade"}
+    assert "before-hook-creation" in hooks["helm.sh/hook-delete-policy"]
+    migrate = container(job, "migrate")
+    gateway = container(one(manifests, "Deployment", "gateway"), "gateway")
+    assert migrate["image"] == gateway["image"]
+    # The module the gateway itself runs at start (runtime.py), present in the package.
+    assert migrate["command"] == ["python", "-m", "rsafe_gateway.decision_log.migrate"]
+    assert importlib.util.find_spec("rsafe_gateway.decision_log.migrate") is not None
+    assert {e["name"]: e for e in migrate["env"]}["RSAFE_DATABASE_URL"]["valueFrom"] == {
+        "secretKeyRef": from_secret
+    }
+    assert migrate["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod_spec(job)["restartPolicy"] == "Never"
+    assert pod_spec(job)["automountServiceAccountToken"] is False
+    # The gateway may reach the external database, on its port only.
+    policy = one(manifests, "NetworkPolicy", "gateway")["spec"]
+    (rule,) = [r for r in policy["egress"] if r["ports"] == [{"protocol": "TCP", "port": 5432}]]
+    assert rule["to"] == [{"ipBlock": {"cidr": "10.30.0.0/24"}}]
+
+
+def test_migrations_can_be_chosen_and_the_log_turned_off(render: Any) -> None:
+    at_start = render(set_values=(*EXTERNAL_DB, "decisionLog.migrations=start"))
+    assert find(at_start, "Job") == []
+    settings = find(at_start, "ConfigMap", "-settings")[0]["data"]
+    assert settings["RSAFE_DATABASE_MIGRATE_ON_START"] == "true"
+    off = render(set_values=("decisionLog.enabled=false",))
+    assert "RSAFE_DATABASE_URL" not in _gateway_env(off)
+    assert "RSAFE_DATABASE_MIGRATE_ON_START" not in find(off, "ConfigMap", "-settings")[0]["data"]
+    components = {m["metadata"]["labels"].get("app.kubernetes.io/component") for m in off}
+    assert not components & {"postgres", "migrate"}
+
+
 # --- network policy ------------------------------------------------------------------------------
 
 
@@ -233,7 +342,7 @@ def test_gateway_network_policy(manifests: list[Manifest]) -> None:
     assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == [8080]
     egress_ports = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
     assert 53 in egress_ports and 8000 in egress_ports
-    assert egress_ports <= {53, 8000, 6379, 6380}
+    assert egress_ports <= {53, 8000, 6379, 6380, 5432}
     for rule in policy["egress"]:
         assert rule["to"], "every egress rule names its peers"
         for peer in rule["to"]:
@@ -243,7 +352,7 @@ def test_gateway_network_policy(manifests: list[Manifest]) -> None:
 def test_vllm_and_redis_accept_only_the_gateway(render: Any) -> None:
     manifests = render()
     gateway_labels = one(manifests, "Deployment", "gateway")["spec"]["selector"]["matchLabels"]
-    for component, port in (("vllm", 8000), ("redis", 6379)):
+    for component, port in (("vllm", 8000), ("redis", 6379), ("postgres", 5432)):
         (rule,) = one(manifests, "NetworkPolicy", component)["spec"]["ingress"]
         assert rule["from"] == [{"podSelector": {"matchLabels": gateway_labels}}]
         assert rule["ports"] == [{"protocol": "TCP", "port": port}]
@@ -274,6 +383,10 @@ def test_bad_values_are_refused(render: Any) -> None:
         ("redis.mode=external",),
         ("gateway.auth.apiKeyHashes[0]=not-a-hash",),
         ("vllm.replicaCount=2",),  # a chart-created ReadWriteOnce claim cannot serve two pods
+        ("decisionLog.database=external",),  # no Secret with the URL
+        ("decisionLog.migrations=hook",),  # a pre-install hook would run before the bundled DB
+        ("decisionLog.database=sqlite",),
+        ("gateway.settings.RSAFE_DATABASE_URL=postgresql://x",),
     ):
         with pytest.raises(RenderError):
             render(set_values=bad)

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from .deploy_helpers import ROOT
 
-PINNED_IMAGES = {"redis", "vllm", "prometheus", "grafana"}
+PINNED_IMAGES = {"redis", "postgres", "vllm", "prometheus", "grafana"}
 
 
 def test_services(compose_config: dict[str, Any]) -> None:
-    assert set(compose_config["services"]) == {"gateway", "redis", "vllm", "prometheus", "grafana"}
+    assert set(compose_config["services"]) == {
+        "gateway",
+        "redis",
+        "postgres",
+        "vllm",
+        "prometheus",
+        "grafana",
+    }
 
 
 def test_every_service_has_a_healthcheck(compose_config: dict[str, Any]) -> None:
@@ -25,7 +33,7 @@ def test_every_service_has_a_healthcheck(compose_config: dict[str, Any]) -> None
 
 def test_dependencies_wait_for_health(compose_config: dict[str, Any]) -> None:
     services = compose_config["services"]
-    assert set(services["gateway"]["depends_on"]) == {"redis", "vllm"}
+    assert set(services["gateway"]["depends_on"]) == {"redis", "postgres", "vllm"}
     assert set(services["grafana"]["depends_on"]) == {"prometheus"}
     for service in services.values():
         for dependency in service.get("depends_on", {}).values():
@@ -118,3 +126,25 @@ def test_the_gateway_answers_to_the_name_prometheus_scrapes(compose_config: dict
     allowed = compose_config["services"]["gateway"]["environment"]["RSAFE_ALLOWED_HOSTS"]
     assert allowed != "*", "the local stack must not answer to any host name"
     assert scraped <= {name.strip() for name in allowed.split(",")}
+
+
+def test_the_gateway_logs_decisions_to_the_bundled_postgres(compose_config: dict[str, Any]) -> None:
+    """The local stack brings its PostgreSQL; the gateway migrates the schema itself at start."""
+    services = compose_config["services"]
+    env = services["gateway"]["environment"]
+    url = urlsplit(env["RSAFE_DATABASE_URL"])
+    postgres = services["postgres"]
+    own = postgres["environment"]
+    assert (url.scheme, url.hostname, url.port) == ("postgresql", "postgres", 5432)
+    assert (url.username, url.password) == (own["POSTGRES_USER"], own["POSTGRES_PASSWORD"])
+    assert url.path == f"/{own['POSTGRES_DB']}"
+    assert env["RSAFE_DATABASE_MIGRATE_ON_START"] == "true"
+    assert env["RSAFE_DECISION_LOG_MODE"] == "best_effort"
+    # Its data on a named volume; reachable only inside the stack; no root.
+    (data,) = postgres["volumes"]
+    assert data["type"] == "volume" and data["target"] == "/var/lib/postgresql/data"
+    assert data["source"] in compose_config["volumes"]
+    assert "ports" not in postgres
+    assert postgres["user"] != "0" and not postgres["user"].startswith("0:")
+    assert postgres["read_only"] is True and postgres["cap_drop"] == ["ALL"]
+    assert postgres["healthcheck"]["test"][1] == "pg_isready"

@@ -110,3 +110,20 @@ def test_dockerignore_keeps_what_the_build_copies() -> None:
 def test_hadolint_passes(tools_bin: Path) -> None:
     result = run_tool(tools_bin, "hadolint", "--failure-threshold", "error", str(DOCKERFILE))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_package_ships_every_data_file_of_the_gateway() -> None:
+    """`pip install .` (the image's build step) takes .py files with the packages and other files
+    only through package-data: the migrations' config and template, the playground's assets."""
+    package = ROOT / "service" / "rsafe_gateway"
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"][
+        "setuptools"
+    ]["package-data"]["rsafe_gateway"]
+    shipped = {path for pattern in patterns for path in package.glob(pattern)}
+    data_files = {
+        path
+        for path in package.rglob("*")
+        if path.is_file() and path.suffix not in {".py", ".pyc"} and "__pycache__" not in path.parts
+    }
+    assert data_files, "no data files found: the test looks in the wrong place"
+    assert sorted(str(p.relative_to(package)) for p in data_files - shipped) == []

@@ -109,3 +109,33 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* The decision log's PostgreSQL: the bundled one's objects, the Secret and key holding the URL, and when
+migrations run (hook | start; `auto` resolved: hook for an external database, start for the bundled one). */}}
+{{- define "rsafe.postgres.fullname" -}}{{ printf "%s-postgres" (include "rsafe.fullname" . | trunc 54 | trimSuffix "-") }}{{- end -}}
+
+{{- define "rsafe.decisionLog.secretName" -}}
+{{- if eq .Values.decisionLog.database "external" -}}
+{{- required "decisionLog.database=external needs decisionLog.external.existingSecret (a Secret holding the database URL)" .Values.decisionLog.external.existingSecret -}}
+{{- else -}}
+{{- printf "%s-decision-log" (include "rsafe.fullname" . | trunc 50 | trimSuffix "-") -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "rsafe.decisionLog.secretKey" -}}
+{{- if eq .Values.decisionLog.database "external" -}}
+{{- .Values.decisionLog.external.existingSecretKey -}}
+{{- else -}}
+database-url
+{{- end -}}
+{{- end -}}
+
+{{- define "rsafe.decisionLog.migrations" -}}
+{{- if ne .Values.decisionLog.migrations "auto" -}}
+{{- .Values.decisionLog.migrations -}}
+{{- else if eq .Values.decisionLog.database "external" -}}
+hook
+{{- else -}}
+start
+{{- end -}}
+{{- end -}}

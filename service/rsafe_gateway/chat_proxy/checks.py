@@ -5,8 +5,12 @@ limits, circuit breaker and fail mode apply exactly as for POST /v1/moderate).
 - output: a window of the reply (with its look-back) as the assistant's answer to that user turn,
   as a response check.
 Each answers a `CheckOutcome`: pass, cut (unsafe, or no verdict under fail-closed) or mark (no
-verdict under fail-open). A check never raises a gateway error: a failed guard is an outcome.
-The model's reasoning is left out of the decision: it may quote the text that was cut.
+verdict under fail-open). A failed guard is an outcome, not an error; the one error a check
+raises is `DecisionLogUnavailable` (RSAFE_DECISION_LOG_MODE=required and its row could not be
+written): a check that is not on record lets nothing pass, whatever the fail mode.
+Every check the guard answers is a decision in the log under its `check_id`, with the caller's
+tenant and key (`DecisionContext`, route /v1/chat/completions).
+The model's reasoning is left out of the client's decision: it may quote the text that was cut.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from enum import StrEnum
 from rsafe_core.turns import Role, Target
 from rsafe_core.verdict import Verdict
 
-from ..errors import BackendError, GatewayError, Overloaded
+from ..decision_log.record import DecisionContext
+from ..errors import BackendError, DecisionLogUnavailable, GatewayError, Overloaded
 from ..metrics import PROXY_CHECKS_IN_FLIGHT
 from ..protocol import Message, ModerationRequest, PolicyRef
 from ..service import ModerationService
@@ -52,14 +57,21 @@ class ReplyChecks:
         self._fail_mode = fail_mode
         self._max_text_chars = max_text_chars
 
-    async def input(self, user_text: str, policy_id: str, check_id: str) -> CheckOutcome:
+    async def input(
+        self, user_text: str, policy_id: str, check_id: str, context: DecisionContext
+    ) -> CheckOutcome:
         request = ModerationRequest(
             input=user_text, target=Target.PROMPT, policy_id=policy_id, reasoning=False
         )
-        return await self._run(request, "input", check_id)
+        return await self._run(request, "input", check_id, context)
 
     async def output(
-        self, user_text: str, judged: str, policy_id: str, check_id: str
+        self,
+        user_text: str,
+        judged: str,
+        policy_id: str,
+        check_id: str,
+        context: DecisionContext,
     ) -> CheckOutcome:
         if not judged.strip():
             # Whitespace cannot break a policy, and the service refuses empty text.
@@ -70,22 +82,26 @@ class ReplyChecks:
             return CheckOutcome(Action.ALLOW, decision)
         # The user turn is context here; keep its end when both would not fit the text limit.
         budget = max(1, self._max_text_chars - len(judged))
-        context = user_text[-budget:] if len(user_text) > budget else user_text
+        user_turn = user_text[-budget:] if len(user_text) > budget else user_text
         request = ModerationRequest(
             input=[
-                Message(role=Role.USER, content=context),
+                Message(role=Role.USER, content=user_turn),
                 Message(role=Role.ASSISTANT, content=judged),
             ],
             target=Target.RESPONSE,
             policy_id=policy_id,
             reasoning=False,
         )
-        return await self._run(request, "output", check_id)
+        return await self._run(request, "output", check_id, context)
 
-    async def _run(self, request: ModerationRequest, stage: Stage, check_id: str) -> CheckOutcome:
+    async def _run(
+        self, request: ModerationRequest, stage: Stage, check_id: str, context: DecisionContext
+    ) -> CheckOutcome:
         PROXY_CHECKS_IN_FLIGHT.inc()
         try:
-            result = await self._service.moderate(request, check_id)
+            result = await self._service.moderate(request, check_id, context)
+        except DecisionLogUnavailable:
+            raise  # not a guard failure: the fail mode must not release an unrecorded check
         except GatewayError as exc:
             return self._failed(stage, check_id, _failure_kind(exc))
         finally:

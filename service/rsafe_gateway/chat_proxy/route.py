@@ -22,6 +22,7 @@ from rsafe_core.turns import check_encodable
 from starlette.responses import Response
 from starlette.types import Receive
 
+from ..decision_log.record import DecisionContext
 from ..errors import InvalidRequest
 from ..gateway_state import gateway_state
 from ..request_context import request_context
@@ -29,6 +30,7 @@ from ..routes.json_body import json_body_openapi
 from ..routes.moderation import ERROR_RESPONSES
 from ..service import ModerationService
 from ..settings import Settings
+from ..tenants import principal_of
 from ..validation import invalid_request_from
 from .protocol import ChatCompletion, ChatCompletionRequest
 from .serving import ChatProxy, ProxyCall
@@ -85,6 +87,9 @@ def build_call(request: Request, raw: bytes, settings: Settings) -> ProxyCall:
     if parsed.n not in (None, 1):
         raise InvalidRequest("the guarded proxy supports n = 1 only", param="n")
     service = gateway_state(request.app).service
+    asking = request_context(request.scope)
+    principal = principal_of(asking.principal, settings.auth_enabled)
+    principal.require("moderate")
     options = parsed.rsafe
     named_input = _policy_id(
         service,
@@ -97,12 +102,16 @@ def build_call(request: Request, raw: bytes, settings: Settings) -> ProxyCall:
         service, request, OUTPUT_POLICY_HEADER, options.output_policy_id if options else None,
         "rsafe.output_policy_id",
     )  # fmt: skip
+    # The key's own default policy comes before the gateway's (as on /v1/moderate).
+    named_input = principal.policy_for(named_input, False)
     input_policy = named_input or settings.proxy_input_policy_id or service.policies.default_id
     # A policy the request names applies to both checks unless it names an output one too.
     output_policy = named_output or named_input or settings.proxy_output_policy_id or input_policy
+    # Refused here (403), not inside a check, where a refusal would read as a guard failure.
+    for policy_id in {input_policy, output_policy}:
+        principal.policy_for(policy_id, False)
     body: dict[str, Any] = orjson.loads(raw)
     body.pop("rsafe", None)
-    asking = request_context(request.scope)
     return ProxyCall(
         body=body,
         stream=bool(parsed.stream),
@@ -113,6 +122,7 @@ def build_call(request: Request, raw: bytes, settings: Settings) -> ProxyCall:
         request_id=asking.request_id,
         started=time.perf_counter(),
         log=asking.log,
+        context=DecisionContext(principal, PATH),
     )
 
 

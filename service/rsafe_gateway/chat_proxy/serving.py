@@ -28,7 +28,8 @@ from typing import Any
 import orjson
 from starlette.responses import Response, StreamingResponse
 
-from ..errors import GatewayError
+from ..decision_log.record import DecisionContext
+from ..errors import DecisionLogUnavailable, GatewayError
 from ..metrics import (
     PROXY_ADDED_TTFT,
     PROXY_CLIENT_GONE,
@@ -107,6 +108,7 @@ class ProxyCall:
     request_id: str
     started: float  # time.perf_counter() at arrival
     log: dict[str, Any]  # this request's access-log fields
+    context: DecisionContext  # the caller (tenant, key) and route, for the decision log
 
 
 @dataclass(slots=True)
@@ -124,6 +126,7 @@ class _Tally:
     first_received: float | None = None
     first_released: float | None = None
     upstream_error: str | None = None
+    decision_log_failed: bool = False  # required mode: a check could not be put on record
     client_gone: bool = False
     cut_text: str | None = None
 
@@ -174,7 +177,9 @@ class ChatProxy:
                 return await self._stream(call, tally)
             return await self._complete(call, tally)
         except GatewayError as exc:
-            if tally.upstream_started is not None:
+            if isinstance(exc, DecisionLogUnavailable):
+                tally.decision_log_failed = True
+            elif tally.upstream_started is not None:
                 tally.upstream_error = _upstream_error_kind(exc)
             self._account(call, tally)
             raise
@@ -186,7 +191,8 @@ class ChatProxy:
     # --- input check, then (or alongside) the upstream call -------------------------------
 
     def _input_check(self, call: ProxyCall) -> Awaitable[CheckOutcome]:
-        return self._checks.input(call.user_text, call.input_policy_id, f"{call.request_id}-in")
+        check_id = f"{call.request_id}-in"
+        return self._checks.input(call.user_text, call.input_policy_id, check_id, call.context)
 
     def _note_input(self, outcome: CheckOutcome, tally: _Tally) -> None:
         tally.input_verdict = outcome.decision.verdict
@@ -292,7 +298,9 @@ class ChatProxy:
 
     def _window_check(self, call: ProxyCall, window: Window) -> Awaitable[CheckOutcome]:
         check_id = f"{call.request_id}-w{window.index}"
-        return self._checks.output(call.user_text, window.text, call.output_policy_id, check_id)
+        return self._checks.output(
+            call.user_text, window.text, call.output_policy_id, check_id, call.context
+        )
 
     @staticmethod
     def _extension(call: ProxyCall, outcome: CheckOutcome, tally: _Tally) -> RSafeExtension:
@@ -371,6 +379,7 @@ class ChatProxy:
             "released_bytes": tally.released_bytes,
             "withheld_bytes": withheld,
             "upstream_error": tally.upstream_error,
+            "decision_log_failed": tally.decision_log_failed,
             "client_gone": tally.client_gone,
         }
         if self._config.log_content:
@@ -575,6 +584,15 @@ class _Relay:
                 running += 1
 
     def _on_checks_done(self) -> tuple[bytes, bool]:
+        try:
+            return self._judged()
+        except DecisionLogUnavailable as exc:
+            # Required mode, a check not on record: what it judged is withheld, the stream ends.
+            self._tally.decision_log_failed = True
+            return _sse(orjson.dumps(error_body(exc))) + _DONE, True
+
+    def _judged(self) -> tuple[bytes, bool]:
+        """Act on the checks that finished, in order (a check's result may raise)."""
         if not self._input_ok and self._input_task is not None and self._input_task.done():
             outcome = self._input_task.result()
             self._proxy._note_input(outcome, self._tally)

@@ -10,6 +10,7 @@
     routes.py     /v1/decisions...
     protocol.py   their wire schemas
     cli.py        `rsafe decisions migrate|export`
+    parquet.py    the export's Parquet writer (optional pyarrow)
 
 Nothing here runs when RSAFE_DATABASE_URL is unset.
 """

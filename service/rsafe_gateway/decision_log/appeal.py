@@ -127,6 +127,7 @@ async def appeal(
         None,
         context,
         writer.stores_content,
+        service.guard_format,  # the appeal's own format (it may judge with another family)
     )
     written = writer.enqueue(record)
     if written is not None:

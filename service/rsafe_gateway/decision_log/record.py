@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
-from rsafe_core.prompt import TEMPLATE_VERSION
+from rsafe_core.formats import GuardFormat
 from rsafe_core.turns import Target
 
 from ..protocol import Message, ModerationRequest
@@ -61,8 +61,8 @@ class DecisionRecord:
     policy_version: str
     policy_sha256: str
     model: str
-    model_family: str | None  # not known to the gateway yet (one family served): NULL
-    template_version: str
+    model_family: str | None  # the guard format's family (RSAFE_MODEL_FAMILY); NULL: never now
+    template_version: str  # that format's prompt template version
     verdict: str
     flagged: bool
     categories: list[str]
@@ -93,8 +93,10 @@ def build_record(
     failure: str | None,
     context: DecisionContext,
     store_content: bool,
+    guard: GuardFormat,
 ) -> DecisionRecord:
-    """The row for one answered decision (the full reasoning, even if the caller declined it)."""
+    """The row for one answered decision (the full reasoning, even if the caller declined it);
+    `guard` is the format that judged it (its family and template version are recorded)."""
     return DecisionRecord(
         id=result.id,
         created_at=now(),
@@ -108,8 +110,8 @@ def build_record(
         policy_version=result.policy.version,
         policy_sha256=result.policy.sha256,
         model=result.model,
-        model_family=None,
-        template_version=TEMPLATE_VERSION,
+        model_family=guard.family,
+        template_version=guard.template_version,
         verdict=result.verdict.value,
         flagged=result.flagged,
         categories=result.categories,

@@ -110,6 +110,7 @@ async def list_decisions(
     verdict: Verdict | None = None,
     policy_id: TextQuery = None,
     tenant: TextQuery = None,
+    model_family: TextQuery = None,
     cursor: Annotated[
         str | None,
         Query(description="next_cursor of the previous page", pattern=_NO_NUL, max_length=256),
@@ -124,6 +125,7 @@ async def list_decisions(
         verdict=verdict.value if verdict is not None else None,
         policy_id=policy_id,
         tenant=tenant,
+        model_family=model_family,
     )
     rows, next_cursor = await log.store.page(where, cursor, limit)
     return DecisionPage(

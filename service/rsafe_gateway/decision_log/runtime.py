@@ -9,6 +9,7 @@ import os
 import sys
 
 from psycopg_pool import AsyncConnectionPool
+from rsafe_core.formats import guard_format
 
 from ..service import ModerationService
 from ..settings import Settings
@@ -64,6 +65,8 @@ class DecisionLog:
             batch_size=settings.decision_log_batch_size,
             write_timeout_seconds=timeout,
             store_content=settings.decision_log_store_content,
+            # The family the serving ModerationService is built with (the same setting).
+            guard=guard_format(settings.model_family),
             flush_seconds=settings.decision_log_flush_seconds,
         )
         self.store = DecisionStore(self.pool, timeout)

@@ -35,6 +35,7 @@ class DecisionFilter:
     policy_id: str | None = None
     tenant: str | None = None
     kind: str | None = None
+    model_family: str | None = None
 
     def where(self) -> tuple[list[sql.Composable], list[Any]]:
         clauses: list[sql.Composable] = []
@@ -46,6 +47,7 @@ class DecisionFilter:
             ("policy_id", "=", self.policy_id),
             ("tenant", "=", self.tenant),
             ("kind", "=", self.kind),
+            ("model_family", "=", self.model_family),
         ):
             if value is not None:
                 clauses.append(sql.SQL("{} {} %s").format(sql.Identifier(column), sql.SQL(op)))

@@ -25,6 +25,7 @@ from collections.abc import Awaitable
 import orjson
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from rsafe_core.formats import GuardFormat
 from rsafe_core.turns import Target
 
 from ..errors import DecisionLogUnavailable
@@ -71,9 +72,11 @@ class DecisionWriter:
         batch_size: int,
         write_timeout_seconds: float,
         store_content: bool,
+        guard: GuardFormat,
         flush_seconds: float = 0.0,
     ) -> None:
         self._pool = pool
+        self._guard = guard  # the serving model's format: its family goes into every row
         self._required = mode is DecisionLogMode.REQUIRED
         # An answer in required mode waits for its row: no lingering there.
         self._linger = 0.0 if self._required else flush_seconds
@@ -96,7 +99,7 @@ class DecisionWriter:
         context: DecisionContext,
     ) -> Awaitable[None] | None:
         record = build_record(
-            request, result, target, reasoning, failure, context, self._store_content
+            request, result, target, reasoning, failure, context, self._store_content, self._guard
         )
         return self.enqueue(record)
 

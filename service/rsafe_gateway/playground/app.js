@@ -1,7 +1,8 @@
 /*
  * Policy playground: the page a trust-and-safety analyst uses to write a policy and see how the
- * RSafe guard judges content against it. It talks to the gateway's public API only
- * (GET /v1/policies, GET /v1/policies/{id}, POST /v1/moderate).
+ * RSafe guard judges content against it, and looks up a logged decision with its history. It talks
+ * to the gateway's public API only (GET /v1/policies, GET /v1/policies/{id}, POST /v1/moderate,
+ * GET /v1/decisions/{id}).
  *
  * Why plain DOM code and no framework: the page is one screen of forms and tables, shipped inside a
  * Python package that has no JavaScript build step, and served under a strict Content-Security-Policy
@@ -13,9 +14,10 @@
  *
  * Layout of this file:
  *   1. pure functions (no DOM): category parsing, test-set parsing, metrics, policy-file export,
- *      error formatting, bounded concurrency; exported so that they can be tested on their own
+ *      error formatting, bounded concurrency, a decision's history; exported so that they can be
+ *      tested on their own
  *   2. the API client (the API key lives in the key field only: never in storage or cookies)
- *   3. the page: policy panel, single check, test set, export; wired up in start()
+ *   3. the page: policy panel, single check, test set, export, decision log; wired up in start()
  */
 
 /* ----------------------------------------------------------------------------------------------
@@ -203,6 +205,41 @@ export function moderationRequest({ prompt, response }, policy, useCache) {
   return body;
 }
 
+const yesNo = (value) => (value ? 'yes' : 'no');
+
+/**
+ * The history of one decision (GET /v1/decisions/{id}'s answer), oldest first: the decision, its
+ * appeals (re-judged by the gateway) and its reviews (recorded by a person). An appeal or a review
+ * `overturned` the decision when it came to the other side of `flagged`.
+ */
+export function decisionHistory(detail) {
+  const { decision } = detail;
+  const entries = [{
+    kind: 'decision', at: decision.created_at, overturned: false,
+    text: `Decided ${decision.verdict} (flagged: ${yesNo(decision.flagged)}) on ${decision.route}, policy ${decision.policy_id}`,
+  }];
+  for (const appeal of detail.appeals) {
+    const overturned = appeal.flagged !== decision.flagged;
+    entries.push({
+      kind: 'appeal', at: appeal.created_at, overturned,
+      text: `Appeal ${appeal.id} re-judged it ${appeal.verdict} (flagged: ${yesNo(appeal.flagged)}): ${overturned ? 'overturned' : 'upheld'}`,
+    });
+  }
+  for (const review of detail.reviews) {
+    const verdict = review.verdict ? `, the reviewer's verdict: ${review.verdict}` : '';
+    const who = review.reviewer_key_id ? ` by key ${review.reviewer_key_id}` : '';
+    entries.push({
+      kind: 'review', at: review.created_at, overturned: review.outcome === 'overturned',
+      text: `Review${who}: ${review.outcome}${verdict}`, note: review.note ?? '',
+    });
+  }
+  // Stable: entries logged in the same instant keep the order decision, appeals, reviews.
+  return entries
+    .map((entry, index) => ({ entry, index, time: Date.parse(entry.at) }))
+    .sort((a, b) => (a.time - b.time) || (a.index - b.index))
+    .map(({ entry }) => entry);
+}
+
 const formatRatio = (value) => (value === null ? 'n/a' : value.toFixed(3));
 const shorten = (text, limit = 160) => (text.length > limit ? `${text.slice(0, limit - 1)}…` : text);
 
@@ -259,6 +296,7 @@ const state = {
   exportTouched: new Set(), // export fields the analyst typed in; left alone from then on
   exportUrl: null,
   testAbort: null,
+  decisionSeq: 0, // as loadSeq, for decision look-ups
 };
 
 function element(tag, { text, className, title } = {}) {
@@ -418,6 +456,7 @@ function renderResult(answer, roundTripMs) {
   $('result-cached').textContent = answer.cached ? 'yes (answered from the cache)' : 'no';
   $('result-usage').textContent = `${answer.usage.prompt_tokens} prompt · ${answer.usage.completion_tokens} completion`;
   $('result-id').textContent = answer.id;
+  $('result-show-decision').dataset.id = answer.id;
   $('result-reasoning').textContent = answer.reasoning ?? '(no reasoning returned)';
 }
 
@@ -615,6 +654,84 @@ function exportPolicy(event) {
   message.className = 'small';
 }
 
+/* Decision log ----------------------------------------------------------------------------------- */
+
+function formatTime(iso) {
+  const time = new Date(iso);
+  return Number.isNaN(time.getTime()) ? iso : time.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+}
+
+function renderDecision(detail) {
+  const d = detail.decision;
+  showError('decision-error', null);
+  $('decision-body').hidden = false;
+  const verdict = $('decision-verdict');
+  verdict.textContent = d.verdict;
+  verdict.className = `badge verdict-${d.verdict}`;
+  const flagged = $('decision-flagged');
+  flagged.textContent = yesNo(d.flagged);
+  flagged.className = `badge ${d.flagged ? 'verdict-unsafe' : 'verdict-safe'}`;
+  $('decision-kind').textContent = d.kind === 'appeal' ? `an appeal of ${d.appeal_of}` : '';
+  $('decision-shown-id').textContent = d.id;
+  $('decision-created').textContent = formatTime(d.created_at);
+  $('decision-route').textContent = d.route;
+  $('decision-target').textContent = `${d.target} check`;
+  $('decision-tenant').textContent = d.key_id ? `${d.tenant} (key ${d.key_id})` : d.tenant;
+  $('decision-categories').textContent = d.categories.length ? d.categories.join(', ') : 'none named';
+  $('decision-policy-id').textContent = d.policy_id;
+  $('decision-policy-meta').textContent = `v${d.policy_version} · sha256 ${d.policy_sha256.slice(0, 12)}…`;
+  const family = d.model_family ? `family ${d.model_family}, ` : '';
+  $('decision-model').textContent = `${d.model} (${family}template ${d.template_version})`;
+  $('decision-latency').textContent = `${d.latency_ms.toFixed(1)} ms · cached: ${yesNo(d.cached)} · `
+    + `${d.prompt_tokens} prompt + ${d.completion_tokens} completion tokens`;
+  $('decision-failmode').textContent = d.fail_mode ? `${d.fail_mode}${d.failure ? ` (${d.failure})` : ''}` : 'not involved';
+  $('decision-content').textContent = d.content === null || d.content === undefined
+    ? `only its SHA-256 is kept: ${d.content_sha256.slice(0, 16)}…`
+    : `stored (SHA-256 ${d.content_sha256.slice(0, 16)}…)`;
+  $('decision-reasoning').textContent = d.reasoning ?? '(no reasoning logged)';
+  const history = decisionHistory(detail);
+  $('decision-history-count').textContent = `(${history.length} ${history.length === 1 ? 'entry' : 'entries'})`;
+  $('decision-history').replaceChildren(...history.map((entry) => {
+    const item = element('li', { className: `history-${entry.kind}${entry.overturned ? ' overturned' : ''}` });
+    const time = element('time', { text: formatTime(entry.at) });
+    time.dateTime = entry.at;
+    item.append(time, element('span', { text: entry.kind, className: 'badge neutral history-kind' }),
+      element('span', { text: entry.text, className: 'history-text' }));
+    if (entry.note) item.append(element('span', { text: `Note: ${entry.note}`, className: 'history-note muted' }));
+    return item;
+  }));
+}
+
+async function showDecision(event) {
+  event?.preventDefault();
+  const id = $('decision-id').value.trim();
+  if (!id) {
+    showError('decision-error', 'Enter a decision id first.');
+    $('decision-id').focus();
+    return;
+  }
+  const seq = ++state.decisionSeq;
+  const button = $('decision-button');
+  button.disabled = true;
+  $('decision-status').textContent = 'Loading…';
+  try {
+    const detail = await api(`/v1/decisions/${encodeURIComponent(id)}`);
+    if (seq !== state.decisionSeq) return;
+    renderDecision(detail);
+    $('decision-status').textContent = 'Done.';
+  } catch (error) {
+    if (seq !== state.decisionSeq) return;
+    $('decision-body').hidden = true;
+    const hint = error.status === 404
+      ? ' Decisions are per tenant: use a key of the decision\'s tenant or an admin key (or the decision log is off).'
+      : '';
+    showError('decision-error', `${error.message}.${hint}`);
+    $('decision-status').textContent = 'Failed.';
+  } finally {
+    button.disabled = false;
+  }
+}
+
 /* Wiring --------------------------------------------------------------------------------------- */
 
 function start() {
@@ -638,6 +755,12 @@ function start() {
     $(`export-${field}`).addEventListener('input', () => state.exportTouched.add(field));
   }
   $('export-form').addEventListener('submit', exportPolicy);
+  $('decision-form').addEventListener('submit', showDecision);
+  $('result-show-decision').addEventListener('click', (event) => {
+    $('decision-id').value = event.currentTarget.dataset.id ?? '';
+    $('decision-panel').scrollIntoView();
+    showDecision();
+  });
   renderTarget();
   summariseTestSet();
   return loadPolicies();

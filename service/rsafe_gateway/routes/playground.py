@@ -1,11 +1,11 @@
 """GET /playground (the policy playground page) and GET /playground/static/{name} (its assets).
 
 The page is three static files shipped in the package (`rsafe_gateway/playground/`) that use the
-public API only (`/v1/policies`, `/v1/moderate`); the server renders nothing. Only the file names in
-`ASSETS` can be served, so no request path ever reaches the file system. Every answer carries a
-strict Content-Security-Policy: the page loads nothing but its own script and style sheet and talks
-to nothing but this origin. The whole playground answers 404 (in the contract's error shape) when
-`RSAFE_PLAYGROUND_ENABLED=false`.
+public API only (`/v1/policies`, `/v1/moderate`, `/v1/decisions/{id}`); the server renders
+nothing. Only the file names in `ASSETS` can be served, so no request path ever reaches the file
+system. Every answer carries a strict Content-Security-Policy: the page loads nothing but its own
+script and style sheet and talks to nothing but this origin. The whole playground answers 404 (in
+the contract's error shape) when `RSAFE_PLAYGROUND_ENABLED=false`.
 """
 
 from __future__ import annotations
