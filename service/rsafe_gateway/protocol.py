@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from rsafe_core.formats import ReasoningEffort
 from rsafe_core.neutralise import HiddenKind
 from rsafe_core.turns import Role, Target
 from rsafe_core.verdict import Verdict
@@ -45,6 +46,11 @@ class ModerationRequest(StrictModel):
     )
     reasoning: StrictBool = Field(default=True, description="return the model's reasoning text")
     cache: StrictBool = Field(default=True, description="false: neither read nor write the cache")
+    reasoning_effort: ReasoningEffort | None = Field(
+        default=None,
+        description="gpt-oss-safeguard only: `low`, `medium` or `high` (default: "
+        "RSAFE_REASONING_EFFORT); other families answer 400",
+    )
 
 
 class PolicyRef(BaseModel):
