@@ -209,7 +209,8 @@ def neutralise(text: str) -> str:
 
 @lru_cache(maxsize=8)
 def _label_line(labels: tuple[str, ...]) -> re.Pattern[str]:
-    words = "|".join(re.escape(label) for label in labels)
+    # Matched against the folded text, so the labels are folded too (`l` folds to `i`).
+    words = "|".join(re.escape(label.translate(_FOLD)) for label in labels)
     return re.compile(f"^[{_BLANK}]*+(?:{words})[{_BLANK}]*+:", re.IGNORECASE | re.MULTILINE)
 
 

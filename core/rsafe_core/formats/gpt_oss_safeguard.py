@@ -46,6 +46,7 @@ _MAX_OBJECTS = 64
 # A final-channel header, with or without a `<|constrain|>json` / ` json` content type.
 _FINAL_CHANNEL = re.compile(r"<\|channel\|>final\b[^<]*(?:<\|constrain\|>[^<]*)?<\|message\|>")
 _HARMONY_TAIL = re.compile(r"(?:<\|(?:end|return|call)\|>\s*)+$")
+_ANALYSIS = re.compile(r"<\|channel\|>analysis<\|message\|>(.*?)(?:<\|end\|>|$)", re.DOTALL)
 _TRUE = {"1", "true", "yes", "unsafe", "violation", "violating"}
 _FALSE = {"0", "false", "no", "safe", "none"}
 
@@ -200,7 +201,9 @@ def _split_channels(output: ModelOutput) -> tuple[str, str | None]:
     headers = list(_FINAL_CHANNEL.finditer(text))
     if headers:
         before, text = text[: headers[-1].start()], text[headers[-1].end() :]
-        reasoning = reasoning or before.strip() or None
+        if reasoning is None:
+            analysis = "\n".join(match.group(1).strip() for match in _ANALYSIS.finditer(before))
+            reasoning = analysis.strip() or None
     return _HARMONY_TAIL.sub("", text).strip(), reasoning
 
 
