@@ -138,15 +138,17 @@ class VllmServer:
         return total
 
 
-def ensure_tiny_model() -> Path:
+def ensure_tiny_model(architecture: str = "qwen2", model_dir: Path = TINY_MODEL_DIR) -> Path:
+    """The tiny random checkpoint of `architecture` (models/tiny_checkpoint.py), built once."""
     if not VLLM_PYTHON.exists():
         pytest.fail(f"{VLLM_PYTHON} is missing: run scripts/setup.sh first")
+    script = str(REPO / "models" / "tiny_checkpoint.py")
     subprocess.run(
-        [str(VLLM_PYTHON), str(REPO / "models" / "tiny_checkpoint.py"), str(TINY_MODEL_DIR)],
+        [str(VLLM_PYTHON), script, "--architecture", architecture, str(model_dir)],
         check=True,
         capture_output=True,
     )
-    return TINY_MODEL_DIR
+    return model_dir
 
 
 def vllm_environment() -> dict[str, str]:
@@ -159,11 +161,12 @@ def vllm_environment() -> dict[str, str]:
     }
 
 
-def start_vllm(model_dir: Path, port: int, log_path: Path) -> VllmServer:
+def start_vllm(model_dir: Path, port: int, log_path: Path, profile: str = "cpu") -> VllmServer:
+    """vLLM serving `model_dir` with the flags of a models/serving.yaml profile."""
     command = [
         str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
-        *vllm_args("cpu"),
+        *vllm_args(profile),
     ]  # fmt: skip
     with log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(
