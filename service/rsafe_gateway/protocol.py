@@ -85,6 +85,15 @@ class ModerationResponse(BaseModel):
         "characters, variation selectors, bidi controls, other invisible characters); the guard "
         "judged them made visible (decoded or as code points), never removed",
     )
+    model_family: str = Field(
+        default="rsafe",
+        description="the guard family the served model is prompted and read as: `rsafe`, "
+        "`gpt-oss-safeguard` or `qwen3guard` (RSAFE_MODEL_FAMILY)",
+    )
+    template_version: str = Field(
+        default="",
+        description="the version of that family's prompt template (part of the cache key)",
+    )
 
 
 class ErrorInfo(BaseModel):

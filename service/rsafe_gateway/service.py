@@ -473,6 +473,8 @@ class ModerationService:
             latency_ms=round((time.perf_counter() - job.started) * 1000, 3),
             fail_mode=fail_mode.value if fail_mode else None,
             hidden_content=job.hidden,
+            model_family=self._format.family,
+            template_version=self._format.template_version,
         )
 
 

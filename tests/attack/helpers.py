@@ -39,7 +39,7 @@ UNSAFE_COMPLETION = "<think>ok</think>\\boxed{unsafe}"
 ANSWER_FIELDS = frozenset(
     {
         "id", "verdict", "flagged", "categories", "reasoning", "policy", "model", "cached",
-        "usage", "latency_ms", "fail_mode", "hidden_content",
+        "usage", "latency_ms", "fail_mode", "hidden_content", "model_family", "template_version",
     }
 )  # fmt: skip
 

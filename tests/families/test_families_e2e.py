@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 
 ANSWER_KEYS = {
     "id", "verdict", "flagged", "categories", "reasoning", "policy", "model", "cached", "usage",
-    "latency_ms", "fail_mode", "hidden_content",
+    "latency_ms", "fail_mode", "hidden_content", "model_family", "template_version",
 }  # fmt: skip
 
 
@@ -34,7 +34,8 @@ def unique(text: str) -> str:
 
 def check_contract(body: dict[str, Any], model: str) -> None:
     assert set(body) >= ANSWER_KEYS, body
-    assert body["model"] == model
+    assert body["model"] == model == body["model_family"]  # the served names are the families'
+    assert body["template_version"].startswith(model)
     assert body["usage"]["prompt_tokens"] > 0
     if body["verdict"] == "undetermined":
         assert body["flagged"] is True and body["fail_mode"] == "closed"
