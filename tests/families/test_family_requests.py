@@ -163,3 +163,10 @@ def test_the_same_request_has_another_key_in_each_family() -> None:
 def test_every_shipped_policy_is_loadable_by_every_family() -> None:
     # gpt-oss-safeguard renders any of them; qwen3guard's own is among them.
     assert "qwen3guard" in load_policy_dirs([REPO / "policies"])
+
+
+def test_qwen3guards_categories_map_to_openai_names_where_they_have_one() -> None:
+    from rsafe_gateway.openai_compat import openai_names
+
+    policy = load_policy_dirs([REPO / "policies"])["qwen3guard"]
+    assert openai_names(policy, ["VIOLENT", "SELF_HARM", "PII"]) == {"violence", "self-harm"}

@@ -42,7 +42,7 @@ def test_helm_values_carry_the_recipe_and_valid_settings(family: str) -> None:
     assert values["vllm"]["args"] == vllm_args(f"gpu-{family}")
     assert all(isinstance(value, str) for value in values["gateway"]["settings"].values())
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         **{k.removeprefix("RSAFE_").lower(): v for k, v in values["gateway"]["settings"].items()},
     )
     assert settings.model_family == family and settings.model_name == family
@@ -57,7 +57,7 @@ def test_compose_overrides_carry_the_recipe_and_valid_settings(family: str) -> N
     assert command[5:] == vllm_args(f"gpu-{family}")
     environment = override["services"]["gateway"]["environment"]
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         **{k.removeprefix("RSAFE_").lower(): v for k, v in environment.items()},
     )
     assert settings.model_family == family and settings.model_name == family
