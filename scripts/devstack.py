@@ -229,7 +229,12 @@ class TinyCheckpoint:
 
 
 # One entry per architecture the tests serve; another architecture is one more entry.
-TINY_CHECKPOINTS = {"qwen2": TinyCheckpoint(CACHE_DIR / "tiny-rsafe")}
+TINY_CHECKPOINTS = {
+    "qwen2": TinyCheckpoint(CACHE_DIR / "tiny-rsafe"),
+    # The guard families' architectures (Qwen3Guard-Gen; gpt-oss-safeguard with harmony).
+    "qwen3": TinyCheckpoint(CACHE_DIR / "tiny-qwen3guard", ("--architecture", "qwen3")),
+    "gpt-oss": TinyCheckpoint(CACHE_DIR / "tiny-gpt-oss-safeguard", ("--architecture", "gpt-oss")),
+}
 TINY_MODEL_DIR = TINY_CHECKPOINTS["qwen2"].folder
 
 

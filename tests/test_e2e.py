@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 FIELDS = {
     "id", "verdict", "flagged", "categories", "reasoning", "policy", "model", "cached",
-    "usage", "latency_ms", "fail_mode", "hidden_content",
+    "usage", "latency_ms", "fail_mode", "hidden_content", "model_family", "template_version",
 }  # fmt: skip
 
 

@@ -32,7 +32,7 @@ SHIPPED = REPO / "policies"
 GOLDEN = Path(__file__).parent / "golden" / "policies"
 EXPECTED_SHIPPED = {
     "rsafe-default", "mlcommons-hazards", "openai-moderation",
-    "kids-education", "financial-services", "healthcare-assistant",
+    "kids-education", "financial-services", "healthcare-assistant", "qwen3guard",
 }  # fmt: skip
 
 GOOD = """---

@@ -29,10 +29,17 @@ class Decoding:
     fingerprint: str
 
 
-def build_decoding(sampling: Sampling, constraint: dict[str, Any] | None) -> Decoding:
-    """`sampling` plus, when given, the constraint (vLLM's `structured_outputs` object)."""
+def build_decoding(
+    sampling: Sampling,
+    constraint: dict[str, Any] | None,
+    extra: dict[str, Any] | None = None,
+) -> Decoding:
+    """`sampling` plus, when given, the constraint (vLLM's `structured_outputs` object) and a
+    family's own request fields (`reasoning_effort`); without them the bytes are as before."""
     parameters = sampling.as_parameters()
     if constraint is not None:
         parameters["structured_outputs"] = constraint
+    if extra:
+        parameters.update(extra)
     encoded = json.dumps(parameters, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return Decoding(parameters, hashlib.sha256(encoded.encode("utf-8")).hexdigest())

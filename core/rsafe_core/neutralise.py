@@ -26,6 +26,8 @@ one, so a match is at the same position in the text; only the `<`, `\\` or `:` f
 Every pattern is possessive (`*+`): it never backtracks, so each character is looked at a bounded
 number of times (a `<` followed by 32 K spaces took 15 s with the old backtracking pattern).
 Idempotent: neutralising twice gives the same text.
+`neutralise_labels(text, labels)` applies step 6 to other labels too: a family whose model
+answers in labelled lines (Qwen3Guard's `Safety:`) keeps content from starting a line like one.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from .unicode_tables import BLANKS, FOLDS, INVISIBLE, NO_BOUNDARY_BEFORE, NON_STARTERS
 
@@ -201,6 +204,28 @@ def neutralise(text: str) -> str:
     characters = list(text)
     for position, replacement in edits:
         characters[position] = replacement
+    return "".join(characters)
+
+
+@lru_cache(maxsize=8)
+def _label_line(labels: tuple[str, ...]) -> re.Pattern[str]:
+    # Matched against the folded text, so the labels are folded too (`l` folds to `i`).
+    words = "|".join(re.escape(label.translate(_FOLD)) for label in labels)
+    return re.compile(f"^[{_BLANK}]*+(?:{words})[{_BLANK}]*+:", re.IGNORECASE | re.MULTILINE)
+
+
+def neutralise_labels(
+    text: str, labels: tuple[str, ...] = ("safety", "categories", "refusal")
+) -> str:
+    """`text` (already neutralised) with a fullwidth colon after any of `labels` (lower case)
+    that starts a line, after any spaces or controls, look-alikes folded as in `neutralise`."""
+    folded = text.translate(_FOLD)
+    positions = [match.end() - 1 for match in _label_line(labels).finditer(folded)]
+    if not positions:
+        return text
+    characters = list(text)
+    for position in positions:
+        characters[position] = "\uff1a"
     return "".join(characters)
 
 

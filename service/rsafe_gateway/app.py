@@ -14,7 +14,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from rsafe_core.formats import guard_format
 
 from . import __version__, chat_proxy
 from .access_log import AccessLogMiddleware
@@ -26,6 +25,7 @@ from .decision_log import routes as decision_routes
 from .decision_log.appeal import build_appeal_service
 from .decision_log.runtime import DecisionLog
 from .exception_handlers import install_exception_handlers
+from .families import format_for
 from .gateway_state import GatewayState
 from .guard import ApiGuardMiddleware
 from .host_check import HostCheckMiddleware, allowed_host_names
@@ -97,8 +97,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Per-key rate limits need the limiter even without a gateway-wide one.
     rate_limited = settings.rate_limit_per_second > 0 or settings.api_keys_file is not None
-    template_version = guard_format(settings.model_family).template_version
-    BUILD_INFO.labels(__version__, settings.model_name, template_version).set(1)
+    served = format_for(settings)
+    build = (__version__, settings.model_name, served.template_version, served.family)
+    BUILD_INFO.labels(*build).set(1)
     access_log = AccessLineWriter("rsafe_gateway.access", settings.access_log_flush_seconds)
 
     @asynccontextmanager

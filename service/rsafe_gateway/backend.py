@@ -34,6 +34,8 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str | None
+    # What vLLM's reasoning parser split off (gpt-oss-safeguard's analysis channel), if any.
+    reasoning: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,15 +156,26 @@ def _parse_completion(raw: bytes, status: int) -> Completion:
         raise BackendError(f"model server answered HTTP {status}")
     try:
         choice = document["choices"][0]
+        message = choice["message"]
         usage = document.get("usage") or {}
         return Completion(
-            text=str(choice["message"]["content"] or ""),
+            text=str(message["content"] or ""),
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 0)),
             finish_reason=choice.get("finish_reason"),
+            reasoning=_reasoning(message),
         )
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise BackendError("model server answered without a completion") from exc
+
+
+def _reasoning(message: Any) -> str | None:
+    """The reasoning field: `reasoning` (vLLM >= 0.10), `reasoning_content` (older vLLM)."""
+    for name in ("reasoning", "reasoning_content"):
+        value = message.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def _is_context_overflow(document: Any) -> bool:

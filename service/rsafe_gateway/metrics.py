@@ -130,7 +130,7 @@ DECISIONS_OVERTURNED = Counter(
 )  # fmt: skip
 BUILD_INFO = Gauge(
     "rsafe_build_info", "Always 1; labels say what is running.",
-    ["version", "model", "template_version"], multiprocess_mode="max",
+    ["version", "model", "template_version", "model_family"], multiprocess_mode="max",
 )  # fmt: skip
 
 

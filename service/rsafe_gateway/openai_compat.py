@@ -1,7 +1,8 @@
 """POST /v1/moderations in the OpenAI Moderation API shape, on top of the moderation service.
 
 Categories: judged with the `openai-moderation` policy (RSAFE_OPENAI_POLICY_ID), whose category
-names ARE the OpenAI names; with another policy, RSafe's default ids are mapped by the table below.
+names ARE the OpenAI names; with another policy, RSafe's default ids (and Qwen3Guard's, with that
+family) are mapped by the tables below.
 Scores: a reasoning guard gives a verdict, not a probability. `category_scores` is therefore 1.0 for
 each category the model named as violated and 0.0 for the others; it is not calibrated.
 An undetermined verdict is `flagged` per the fail mode, with no category set.
@@ -37,6 +38,13 @@ RSAFE_DEFAULT_TO_OPENAI = {
     "U5": ("sexual",), "U6": ("sexual/minors",), "U7": ("hate",), "U8": ("harassment",),
     "U9": ("self-harm",), "U15": ("violence",), "U17": ("harassment/threatening",),
 }  # fmt: skip
+# Qwen3Guard's fixed taxonomy (policy `qwen3guard`) where OpenAI has a counterpart; PII, Unethical
+# Acts, Politically Sensitive Topics, Copyright Violation and Jailbreak have none.
+QWEN3GUARD_TO_OPENAI = {
+    "VIOLENT": ("violence",), "ILLEGAL": ("illicit",), "SEXUAL": ("sexual",),
+    "SELF_HARM": ("self-harm",),
+}  # fmt: skip
+_TO_OPENAI = {**RSAFE_DEFAULT_TO_OPENAI, **QWEN3GUARD_TO_OPENAI}
 
 
 def openai_names(policy: Policy, category_ids: list[str]) -> set[str]:
@@ -46,7 +54,7 @@ def openai_names(policy: Policy, category_ids: list[str]) -> set[str]:
         if by_id.get(category_id) in OPENAI_CATEGORIES:
             names.add(by_id[category_id])
         else:
-            names.update(RSAFE_DEFAULT_TO_OPENAI.get(category_id, ()))
+            names.update(_TO_OPENAI.get(category_id, ()))
     return names
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from rsafe_core.formats import ReasoningEffort
 from rsafe_core.neutralise import HiddenKind
 from rsafe_core.turns import Role, Target
 from rsafe_core.verdict import Verdict
@@ -45,6 +46,11 @@ class ModerationRequest(StrictModel):
     )
     reasoning: StrictBool = Field(default=True, description="return the model's reasoning text")
     cache: StrictBool = Field(default=True, description="false: neither read nor write the cache")
+    reasoning_effort: ReasoningEffort | None = Field(
+        default=None,
+        description="gpt-oss-safeguard only: `low`, `medium` or `high` (default: "
+        "RSAFE_REASONING_EFFORT); other families answer 400",
+    )
 
 
 class PolicyRef(BaseModel):
@@ -78,6 +84,15 @@ class ModerationResponse(BaseModel):
         description="kinds of invisible content in the judged text or inline policy (tag "
         "characters, variation selectors, bidi controls, other invisible characters); the guard "
         "judged them made visible (decoded or as code points), never removed",
+    )
+    model_family: str = Field(
+        default="rsafe",
+        description="the guard family the served model is prompted and read as: `rsafe`, "
+        "`gpt-oss-safeguard` or `qwen3guard` (RSAFE_MODEL_FAMILY)",
+    )
+    template_version: str = Field(
+        default="",
+        description="the version of that family's prompt template (part of the cache key)",
     )
 
 

@@ -42,3 +42,6 @@ class ModerationResult:
     fail_mode: str | None = None
     # Kinds of invisible content the judged text carried (`neutralise.HiddenKind`), sorted.
     hidden_content: tuple[str, ...] = ()
+    # Provenance: the guard format the answer was read with (RSAFE_MODEL_FAMILY) and its version.
+    model_family: str = "rsafe"
+    template_version: str = ""

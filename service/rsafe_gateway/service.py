@@ -23,7 +23,7 @@ from typing import Any
 from prometheus_client import Counter
 from rsafe_core.decoding import Decoding, Sampling, build_decoding
 from rsafe_core.errors import InvalidInput
-from rsafe_core.formats import GuardFormat, ModelOutput, guard_format
+from rsafe_core.formats import GuardFormat, ModelOutput, ReasoningEffort
 from rsafe_core.neutralise import HiddenKind
 from rsafe_core.policy import Policy
 from rsafe_core.turns import InputLimits, JudgedInput, Target, Turn, resolve_input
@@ -35,6 +35,7 @@ from .cache import DecisionCache, cache_key
 from .decision import Decision
 from .decision_log.record import INTERNAL_CONTEXT, DecisionContext, DecisionSink
 from .errors import BackendError, BackendTimeout, GatewayError, InvalidRequest
+from .families import check_family_request, format_for
 from .limiter import ConcurrencyLimiter
 from .metrics import (
     CACHE_LOOKUPS,
@@ -114,25 +115,32 @@ class ModerationService:
         self.breaker = CircuitBreaker(
             settings.breaker_failure_threshold, settings.breaker_reset_seconds
         )
-        self._format: GuardFormat = guard_format(settings.model_family)
+        self._format: GuardFormat = format_for(settings)
         self._sampling = Sampling(settings.temperature, settings.top_p, settings.max_tokens)
-        # One entry per distinct category list (a handful of policies): built once, not per request.
-        self._decoding_by_categories: dict[tuple[str, ...], Decoding] = {}
+        # One entry per distinct category list (a handful of policies) and reasoning effort:
+        # built once, not per request.
+        self._decoding_by_categories: dict[
+            tuple[tuple[str, ...], ReasoningEffort | None], Decoding
+        ] = {}
         self._verdict_counters: dict[tuple[str, str, str], Counter] = {}
         self._policy_refs: dict[tuple[str, str], PolicyUsed] = {}
 
-    def _decoding(self, category_ids: tuple[str, ...]) -> Decoding:
-        """Sampling parameters plus the answer-format constraint for a policy's category ids."""
-        decoding = self._decoding_by_categories.get(category_ids)
+    def _decoding(
+        self, category_ids: tuple[str, ...], effort: ReasoningEffort | None = None
+    ) -> Decoding:
+        """Sampling parameters plus the answer-format constraint for a policy's category ids,
+        and the family's own request fields (a reasoning effort)."""
+        decoding = self._decoding_by_categories.get((category_ids, effort))
         if decoding is None:
             constraint = None
             if self._settings.structured_outputs:
                 constraint = self._format.constraint(
                     self._settings.reasoning_max_chars, category_ids
                 )
-            decoding = build_decoding(self._sampling, constraint)
+            extra = self._format.request_fields(effort)
+            decoding = build_decoding(self._sampling, constraint, extra)
             if len(self._decoding_by_categories) < 1024:  # inline policies can't grow it unbounded
-                self._decoding_by_categories[category_ids] = decoding
+                self._decoding_by_categories[(category_ids, effort)] = decoding
         return decoding
 
     @property
@@ -177,7 +185,7 @@ class ModerationService:
         turns, target = judged.turns, judged.target
         hidden = _hidden_content(judged.hidden | policy.hidden)
         category_ids = policy.category_ids if self._settings.elicit_categories else ()
-        decoding = self._decoding(category_ids)
+        decoding = self._decoding(category_ids, request.reasoning_effort)
         key = self._cache_key(
             turns, target, policy, category_ids, decoding, context.principal.key_id
         )
@@ -205,6 +213,7 @@ class ModerationService:
             raise InvalidRequest.from_input(exc) from None
         policy_id = context.principal.policy_for(request.policy_id, request.policy is not None)
         policy = self._policies.resolve(policy_id, request.policy, self._settings.max_policy_chars)
+        check_family_request(self._format, request, policy)
         return judged, policy
 
     async def look_up(self, job: Job) -> None:
@@ -286,19 +295,20 @@ class ModerationService:
         prefix = self._key_prefix
         if key_id is not None and self._per_key_cache:
             prefix = f"{prefix}key-{key_id}:"
-        return cache_key(
-            prefix,
-            (
-                "ingredients-v1",
-                self._backend.model,
-                self._format.template_version,
-                policy.sha256,
-                target.value,
-                category_ids,
-                decoding.fingerprint,
-                turns,
-            ),
+        ingredients: tuple[object, ...] = (
+            "ingredients-v1",
+            self._backend.model,
+            self._format.template_version,
+            policy.sha256,
+            target.value,
+            category_ids,
+            decoding.fingerprint,
+            turns,
         )
+        # The family (and how its answer maps to a verdict); none for rsafe: its keys predate it.
+        if self._format.key_ingredients:
+            ingredients = (*ingredients, self._format.key_ingredients)
+        return cache_key(prefix, ingredients)
 
     async def _decide_and_store(
         self, key: str, call: _ModelCall, request_id: str
@@ -349,7 +359,8 @@ class ModerationService:
         MODEL_DURATION.observe(time.perf_counter() - started)
         PROMPT_TOKENS.inc(completion.prompt_tokens)
         COMPLETION_TOKENS.inc(completion.completion_tokens)
-        answer = self._format.parse(ModelOutput(completion.text), call.category_ids)
+        output = ModelOutput(completion.text, completion.reasoning)
+        answer = self._format.parse(output, call.category_ids)
         failure = None
         if answer.verdict is Verdict.UNDETERMINED:
             MODEL_ERRORS.labels("unparseable").inc()
@@ -388,6 +399,8 @@ class ModerationService:
             latency_ms=round((time.perf_counter() - job.started) * 1000, 3),
             fail_mode=fail_mode.value if fail_mode else None,
             hidden_content=job.hidden,
+            model_family=self._format.family,
+            template_version=self._format.template_version,
         )
 
 

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -78,8 +78,13 @@ class Settings(BaseSettings):
     # The model server (vLLM's OpenAI-compatible API).
     model_server_url: str = "http://127.0.0.1:8000"
     model_name: str = "rsafe"
-    # The guard format the served model was trained with (rsafe_core.formats).
-    model_family: Literal["rsafe"] = "rsafe"
+    # The guard format the served model was trained with (rsafe_core.formats; README "Model
+    # families"): RSafe's own, gpt-oss-safeguard's policy prompt, or Qwen3Guard-Gen's template.
+    model_family: Literal["rsafe", "gpt-oss-safeguard", "qwen3guard"] = "rsafe"
+    # gpt-oss-safeguard: the reasoning effort when a request names none.
+    reasoning_effort: Literal["low", "medium", "high"] = "medium"
+    # qwen3guard: the verdict its `Controversial` tier becomes (strict: unsafe; loose: safe).
+    controversial_verdict: Literal["unsafe", "safe"] = "unsafe"
     model_server_api_key: str | None = None
     connect_timeout_seconds: float = Field(default=2.0, gt=0)
     read_timeout_seconds: float = Field(default=60.0, gt=0)
@@ -198,6 +203,21 @@ class Settings(BaseSettings):
     proxy_lookback_chars: int = Field(default=600, ge=0, le=16000)
     proxy_input_policy_id: str | None = None  # None: RSAFE_DEFAULT_POLICY_ID
     proxy_output_policy_id: str | None = None  # None: the input check's policy
+
+    @model_validator(mode="after")
+    def _fixed_taxonomy_policy(self) -> Settings:
+        # Qwen3Guard judges by its own fixed taxonomy only: unless set otherwise, its policy is
+        # the default one and the /v1/moderations one (a different choice is refused below).
+        if self.model_family == "qwen3guard":
+            for name in ("default_policy_id", "openai_policy_id"):
+                if name not in self.model_fields_set:
+                    setattr(self, name, "qwen3guard")
+                elif getattr(self, name) != "qwen3guard":
+                    raise ValueError(
+                        f"RSAFE_{name.upper()} must be 'qwen3guard' with "
+                        "RSAFE_MODEL_FAMILY=qwen3guard (the model has a fixed taxonomy)"
+                    )
+        return self
 
     def key_hashes(self) -> frozenset[str]:
         """The configured API-key hashes (lowercase hex), from the setting and the file."""

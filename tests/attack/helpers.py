@@ -39,7 +39,7 @@ ERROR_TYPES = frozenset(
 ANSWER_FIELDS = frozenset(
     {
         "id", "verdict", "flagged", "categories", "reasoning", "policy", "model", "cached",
-        "usage", "latency_ms", "fail_mode", "hidden_content",
+        "usage", "latency_ms", "fail_mode", "hidden_content", "model_family", "template_version",
     }
 )  # fmt: skip
 

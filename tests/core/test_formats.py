@@ -17,7 +17,7 @@ def test_the_rsafe_family_is_the_default_format() -> None:
 
 
 def test_unknown_family_names_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="known: rsafe"):
+    with pytest.raises(ValueError, match="known: gpt-oss-safeguard, qwen3guard, rsafe"):
         guard_format("llama-guard-9")
 
 

@@ -30,7 +30,9 @@ def test_benchmark_is_valid() -> None:
             else:
                 assert e.policy and len(e.policy) < 16_000
             assert e.why, f"{case.id}: say why"
-    assert set(used) == known  # every shipped policy is exercised
+    # Every shipped policy is exercised, but `qwen3guard`: it names a model's fixed taxonomy, the one
+    # family that cannot follow other policies, so there is nothing to swap it against.
+    assert set(used) == known - {"qwen3guard"}
     assert sum(1 for c in cases if c.response is not None) >= 15  # response-level entries too
     assert len({c.prompt + (c.response or "") for c in cases}) == len(cases)
 

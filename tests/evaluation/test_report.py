@@ -75,3 +75,19 @@ def test_cli_run_without_gateway_records_errors(tmp_path: Path) -> None:
 def test_cli_unknown_dataset() -> None:
     result = CliRunner().invoke(eval_app, ["run", "no-such-suite"])
     assert result.exit_code == 2 and "no such file or suite" in result.output
+
+
+def test_compare_table_puts_families_side_by_side(tmp_path: Path) -> None:
+    runs = []
+    for index, (family, model) in enumerate([("rsafe", "rsafe"), ("qwen3guard", "qwen3guard-4b")]):
+        data = summary(False, 0.0)
+        data["run"]["gateway"] = {"build": {"model_family": family, "model": model}}
+        path = tmp_path / f"run{index}.json"
+        path.write_text(json.dumps(data))
+        runs.append(str(path))
+    result = CliRunner().invoke(eval_app, ["compare", "--table", *runs])
+    assert result.exit_code == 0, result.output
+    assert "| rsafe |" in result.output and "| qwen3guard (qwen3guard-4b) |" in result.output
+    assert "## a" in result.output and "Not the same data" not in result.output
+    single = CliRunner().invoke(eval_app, ["compare", runs[0]])
+    assert single.exit_code != 0

@@ -84,6 +84,7 @@ def test_metrics_count_real_requests(gateway_process: GatewayProcess) -> None:
             version="0.1.0",
             model="rsafe",
             template_version=TEMPLATE_VERSION,
+            model_family="rsafe",
         )
         == 1
     )

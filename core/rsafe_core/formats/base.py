@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
 from ..policy import Policy
@@ -24,6 +25,24 @@ class ModelOutput:
 
     text: str
     reasoning: str | None = None
+
+
+class ReasoningEffort(StrEnum):
+    """How long a reasoning family thinks (gpt-oss-safeguard: `Reasoning: low|medium|high`)."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+@dataclass(frozen=True, slots=True)
+class FormatOptions:
+    """Operator settings a family reads (each family uses the ones that apply to it)."""
+
+    # gpt-oss-safeguard: the effort when a request names none.
+    reasoning_effort: ReasoningEffort = ReasoningEffort.MEDIUM
+    # qwen3guard: what its `Controversial` tier means (strict: unsafe; loose: safe).
+    controversial: Verdict = Verdict.UNSAFE
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +61,28 @@ class GuardFormat(Protocol):
     @property
     def template_version(self) -> str:
         """Bumped whenever rendering changes: part of every cache key."""
+        ...
+
+    @property
+    def key_ingredients(self) -> tuple[str, ...]:
+        """What else, besides the template version, makes this family's answer (the family, how
+        an answer maps to a verdict): part of the cache key. Empty for rsafe, whose keys predate
+        the families and stay as they were."""
+        ...
+
+    @property
+    def fixed_policy_id(self) -> str | None:
+        """A family with a fixed taxonomy serves only this named policy (None: any policy)."""
+        ...
+
+    @property
+    def reasoning_efforts(self) -> bool:
+        """Whether requests may choose a reasoning effort."""
+        ...
+
+    def request_fields(self, reasoning_effort: ReasoningEffort | None) -> dict[str, Any]:
+        """Extra `/v1/chat/completions` body fields (e.g. vLLM's `reasoning_effort`); they are
+        part of the decoding parameters, so of the cache key. `None`: the configured default."""
         ...
 
     def render(

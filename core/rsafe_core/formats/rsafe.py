@@ -9,12 +9,21 @@ from ..policy import Policy
 from ..prompt import TEMPLATE_VERSION, answer_regex, render_messages
 from ..turns import Target, Turn
 from ..verdict import Verdict, parse_answer, parse_categories
-from .base import GuardAnswer, ModelOutput
+from .base import FormatOptions, GuardAnswer, ModelOutput, ReasoningEffort
 
 
 class RSafeFormat:
     family = "rsafe"
     template_version = TEMPLATE_VERSION
+    key_ingredients: tuple[str, ...] = ()  # the keys of before the families, unchanged
+    fixed_policy_id = None
+    reasoning_efforts = False
+
+    def __init__(self, options: FormatOptions | None = None) -> None:
+        del options  # nothing to configure: the trained format is fixed
+
+    def request_fields(self, reasoning_effort: ReasoningEffort | None) -> dict[str, Any]:
+        return {}
 
     def render(
         self, turns: Sequence[Turn], policy: Policy, target: Target, *, ask_categories: bool

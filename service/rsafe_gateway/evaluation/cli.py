@@ -4,6 +4,7 @@ rsafe eval run                               # the local suite's test split
 rsafe eval run policy-following              # the policy-following benchmark
 rsafe eval run toxicchat_test.csv --format toxicchat --concurrency 16
 rsafe eval compare A.summary.json B.summary.json
+rsafe eval compare --table rsafe.summary.json gpt-oss.summary.json qwen3guard.summary.json
 rsafe eval build-local-suite
 """
 
@@ -30,6 +31,7 @@ from .runner import (
     load_results,
     run_eval,
 )
+from .side_by_side import side_by_side
 
 DATA_DIR = local_suite.REPO / "data"
 SUITES = {
@@ -177,11 +179,24 @@ def run_command(
 
 @eval_app.command("compare")
 def compare_command(
-    a: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="older summary JSON")],
-    b: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="newer summary JSON")],
+    summaries: Annotated[
+        list[Path],
+        typer.Argument(exists=True, dir_okay=False, help="run summary JSONs (older first)"),
+    ],
+    table: Annotated[
+        bool, typer.Option(help="one table, a row per run (always with more than two runs)")
+    ] = False,
 ) -> None:
-    """Print what changed between two run summaries (settings, data sets, metrics)."""
-    console.print(compare(load_summary(a), load_summary(b)), markup=False)
+    """Two runs: what changed (settings, data sets, metrics). With --table, or more than two
+    runs: one table per data set, a row per run labelled by its model family (families side by
+    side on the same data)."""
+    if len(summaries) < 2:
+        raise typer.BadParameter("give at least two summaries", param_hint="SUMMARIES")
+    loaded = [(path.stem, load_summary(path)) for path in summaries]
+    if table or len(loaded) > 2:
+        console.print(side_by_side(loaded), markup=False)
+        return
+    console.print(compare(loaded[0][1], loaded[1][1]), markup=False)
 
 
 @eval_app.command("build-local-suite")

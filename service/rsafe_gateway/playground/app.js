@@ -452,6 +452,9 @@ function renderResult(answer, roundTripMs) {
   $('result-policy-id').textContent = answer.policy.id;
   const version = answer.policy.version ? `v${answer.policy.version} · ` : '';
   $('result-policy-meta').textContent = `${version}sha256 ${answer.policy.sha256.slice(0, 12)}…`;
+  $('result-model').textContent = answer.model;
+  // Provenance: the guard family the answer was read as, and its prompt template's version.
+  $('result-model-meta').textContent = answer.model_family ? `${answer.model_family} · ${answer.template_version}` : '';
   $('result-latency').textContent = `${answer.latency_ms.toFixed(1)} ms in the gateway · ${Math.round(roundTripMs)} ms round trip`;
   $('result-cached').textContent = answer.cached ? 'yes (answered from the cache)' : 'no';
   $('result-usage').textContent = `${answer.usage.prompt_tokens} prompt · ${answer.usage.completion_tokens} completion`;

@@ -27,10 +27,14 @@ def _info(policy: Policy) -> dict[str, object]:
 
 @router.get("/v1/policies", response_model=PolicyList, summary="List the named policies")
 async def list_policies(request: Request) -> PolicyList:
-    store = gateway_state(request.app).service.policies
+    service = gateway_state(request.app).service
+    store = service.policies
+    # A family with a fixed taxonomy (qwen3guard) serves its own policy only: list just that one.
+    fixed = service.guard_format.fixed_policy_id
+    served = [policy for policy in store.all() if fixed is None or policy.id == fixed]
     return PolicyList(
         default_policy_id=store.default_id,
-        policies=[PolicyInfo.model_validate(_info(policy)) for policy in store.all()],
+        policies=[PolicyInfo.model_validate(_info(policy)) for policy in served],
     )
 
 
