@@ -24,14 +24,26 @@ _MIGRATE_RETRY_MAX_SECONDS = 5.0
 
 async def _migrate_in_child_process(database_url: str) -> None:
     """`migrate.py` in a child process (see there why); its output in the error if it fails."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "rsafe_gateway.decision_log.migrate",
-        env={**os.environ, "RSAFE_DATABASE_URL": database_url},  # not argv: `ps` would show it
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+    spawning = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "rsafe_gateway.decision_log.migrate",
+            env={**os.environ, "RSAFE_DATABASE_URL": database_url},  # not argv: `ps` shows it
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
     )
+    try:
+        process = await asyncio.shield(spawning)
+    except asyncio.CancelledError:
+        # Shutdown while the child was starting: it starts all the same, so stop it here too
+        # (left alone, it would outlive the event loop that watches it).
+        with contextlib.suppress(Exception):
+            orphan = await spawning
+            orphan.kill()
+            await orphan.wait()
+        raise
     try:
         output, _ = await process.communicate()
     finally:
