@@ -10,23 +10,21 @@ polls (WebDriverWait); nothing sleeps for a fixed time.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from conftest import free_port, stop_process, wait_until
-from decision_log.conftest import UNSAFE_MARKER, _VerdictHandler
+from conftest import start_gateway, wait_until
+from decision_log.conftest import UNSAFE_MARKER, _verdict
 from postgres import ensure_shared_postgres, scratch_database
 from rsafe_gateway.tenants import hash_key
-from standins import _Server, _serving
+from standins import ModelStandin
 
-from .conftest import LAUNCHER, REPO, Gateway
+from .conftest import Gateway
 from .test_browser import is_shown, text_of, wait
 
 try:
@@ -55,44 +53,25 @@ def logged_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway
             }
         )
     )  # fmt: skip
-    port = free_port()
-    log_path = folder / "gateway.log"
     with (
         scratch_database(ensure_shared_postgres()) as database,
-        _serving(_Server(("127.0.0.1", 0), _VerdictHandler)) as model_url,
+        ModelStandin(_verdict).serving() as model,
     ):
         env = {
-            **os.environ,
-            "RSAFE_MODEL_SERVER_URL": model_url,
+            "RSAFE_MODEL_SERVER_URL": model.url,
             "RSAFE_REDIS_URL": "",
             "RSAFE_DATABASE_URL": database,
             "RSAFE_DECISION_LOG_FLUSH_SECONDS": "0",
             "RSAFE_AUTH_ENABLED": "true",
             "RSAFE_API_KEYS_FILE": str(keys),
-            "RSAFE_HOST": "127.0.0.1",
-            "RSAFE_PORT": str(port),
             "RSAFE_PLAYGROUND_ENABLED": "true",
         }
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, str(LAUNCHER)], stdout=log, stderr=subprocess.STDOUT, env=env
-            )
-        url = f"http://127.0.0.1:{port}"
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise RuntimeError(f"the gateway exited early:\n{log_path.read_text()}")
-            try:
-                # /healthz: the stand-in model lists no models, so /readyz would never be ready.
-                return httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200
-            except httpx.HTTPError:
-                return False
-
+        # /healthz: the stand-in model lists no models, so /readyz would never be ready.
+        gateway = start_gateway(env, folder / "gateway.log", ready_path="/healthz", timeout=60)
         try:
-            wait_until(ready, 60, "gateway (uvicorn)", interval=0.2)
-            yield Gateway(url, process, log_path)
+            yield gateway
         finally:
-            stop_process(process)
+            gateway.stop()
 
 
 def _bearer(key: str) -> dict[str, str]:
@@ -242,6 +221,7 @@ def test_another_tenant_or_an_unknown_id_gets_a_readable_404(
 
 
 def test_the_page_needs_nothing_but_the_public_decisions_api() -> None:
-    script = (REPO / "service" / "rsafe_gateway" / "playground" / "app.js").read_text()
+    repo = Path(__file__).resolve().parents[2]
+    script = (repo / "service" / "rsafe_gateway" / "playground" / "app.js").read_text()
     assert "/v1/decisions/${encodeURIComponent(id)}" in script
     assert "/v1/decisions?" not in script and "/review" not in script and "/appeal" not in script

@@ -9,8 +9,8 @@ import os
 import sys
 
 from psycopg_pool import AsyncConnectionPool
-from rsafe_core.formats import guard_format
 
+from ..families import format_for
 from ..service import ModerationService
 from ..settings import Settings
 from .retention import Retention, run_retention
@@ -77,8 +77,8 @@ class DecisionLog:
             batch_size=settings.decision_log_batch_size,
             write_timeout_seconds=timeout,
             store_content=settings.decision_log_store_content,
-            # The family the serving ModerationService is built with (the same setting).
-            guard=guard_format(settings.model_family),
+            # The format the serving ModerationService is built with (the same function).
+            guard=format_for(settings),
             flush_seconds=settings.decision_log_flush_seconds,
         )
         self.store = DecisionStore(self.pool, timeout)
