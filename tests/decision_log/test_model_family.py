@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
+import pytest
 from alembic import command
 from fastapi.testclient import TestClient
-from rsafe_core.formats import guard_format
+from rsafe_core.formats import FORMATS, guard_format
 from typer.testing import CliRunner
 
 from conftest import tiny_settings, wait_until
@@ -20,6 +21,7 @@ from decision_log.test_decision_log import ADMIN, bearer, keys_file, wait_rows
 from postgres import count_rows
 from rsafe_gateway.cli import app as cli_app
 from rsafe_gateway.decision_log.migrate import alembic_config, current_revision, migrate
+from rsafe_gateway.families import format_for
 
 
 def _old_row(
@@ -100,3 +102,20 @@ def test_each_decision_records_the_served_family_and_the_listing_filters_by_it(
     assert exported.exit_code == 0, exported.output
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["id"] for line in lines] == ["from-another-family"]
+
+
+@pytest.mark.parametrize("family", sorted(FORMATS))
+def test_every_family_the_gateway_can_serve_is_recorded_as_itself(
+    family: str, make_client: Callable[..., TestClient], verdict_server: str, database: str
+) -> None:
+    """Not a fixed name: the row says which family judged (whatever its answer meant)."""
+    client = make_client(
+        model_server_url=verdict_server, database_url=database, model_family=family
+    )
+    answer = client.post("/v1/moderate", json={"input": "hello"})
+    assert answer.status_code == 200, answer.text
+    wait_rows(database, 1)
+    with psycopg.connect(database) as connection:
+        row = connection.execute("SELECT model_family, template_version FROM decisions").fetchone()
+    served = format_for(tiny_settings(model_family=family))
+    assert row == (family, served.template_version)
