@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 from aiohttp import web
 
 REPO = Path(__file__).resolve().parents[1]
@@ -246,10 +247,13 @@ def main() -> None:
             work = Path(tempfile.mkdtemp(prefix="rsafe-bench-nemo-"))
             process, url = start_nemo(rails_config(standins, variant, chunk_words), work)
             standins.reset_counts()
+            server = psutil.Process(process.pid)
+            cpu_at_start = sum(server.cpu_times()[:2])  # after imports (config: 1st request)
             try:
                 rows: list[dict[str, Any]] = [
                     dict(asyncio.run(measure(url, clients, options.rounds))) for clients in (1, 16)
                 ]
+                cpu_per_reply = (sum(server.cpu_times()[:2]) - cpu_at_start) / replies_per_variant
             finally:
                 stop(process)
             whole = sum(1 for text in standins.output_checks if text.strip() == reply)
@@ -270,6 +274,7 @@ def main() -> None:
                     checks_per_reply=chunk_checks / replies_per_variant,
                     whole_reply_checks_per_reply=whole / replies_per_variant,
                     input_checks_per_reply=standins.input_checks / replies_per_variant,
+                    nemo_cpu_ms_per_reply=cpu_per_reply * 1000,
                 )
                 # It must really stream, and really judge chunk by chunk.
                 assert row["ttft_p50_ms"] < row["total_p50_ms"], f"{variant.name}: not streamed"
@@ -289,7 +294,8 @@ def main() -> None:
         )
     print("checks/reply: output checks on chunks; besides them, per reply: "
           + "; ".join(f"{row['variant']}: {row['whole_reply_checks_per_reply']:.1f} on the whole "
-                      f"reply, {row['input_checks_per_reply']:.1f} input"
+                      f"reply, {row['input_checks_per_reply']:.1f} input, NeMo server CPU "
+                      f"{row['nemo_cpu_ms_per_reply']:.0f} ms"
                       for row in results[::2]))  # fmt: skip
     options.out.parent.mkdir(parents=True, exist_ok=True)
     report = {
