@@ -33,6 +33,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -42,7 +43,6 @@ from typing import Any
 
 import orjson
 import psutil
-from aiohttp import web
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -51,6 +51,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 from benchmark_stream import REPLY_REPEATS, measure  # noqa: E402
 
 from chat_proxy.standins import SAFE_REPLY, Standins, words  # noqa: E402
+from standins import Call, ModelStandin, Reply  # noqa: E402
 
 NEMO_VENV = REPO / ".venv-nemo"
 CONTEXT_WORDS = 10  # NeMo's context_size: ~one sentence of the stand-in reply
@@ -90,23 +91,25 @@ class NemoStandins(Standins):
         super().__init__(token_delay, first_token_delay, guard_delay)
         self.output_checks: list[str] = []  # the text of every output check, in arrival order
         self.input_checks = 0
+        self._counting = threading.Lock()  # the guard answers each call on its own thread
 
     def reset_counts(self) -> None:
-        self.output_checks.clear()
-        self.input_checks = 0
+        with self._counting:
+            self.output_checks.clear()
+            self.input_checks = 0
 
-    async def _guard(self, request: web.Request) -> web.Response:
-        body = await request.json()
+    def _judge(self, _standin: ModelStandin, call: Call) -> Reply:
+        body = orjson.loads(call.body) if call.method == "POST" else {}
         if body.get("stream"):  # not what NeMo 0.24 sends for a self check: say so loudly
-            return web.json_response({"error": {"message": "stream not scripted"}}, status=400)
-        prompt = str(body["messages"][-1]["content"])
-        if prompt.startswith("[output check]"):
-            self.output_checks.append(prompt.split("<bot>", 1)[1].rsplit("</bot>", 1)[0])
-        elif prompt.startswith("[input check]"):
-            self.input_checks += 1
-        else:
-            return web.json_response({"error": {"message": "unknown prompt"}}, status=400)
-        await asyncio.sleep(self.guard_delay)
+            return Reply(400, b'{"error": {"message": "stream not scripted"}}')
+        prompt = str(body.get("messages", [{}])[-1].get("content", ""))
+        with self._counting:
+            if prompt.startswith("[output check]"):
+                self.output_checks.append(prompt.split("<bot>", 1)[1].rsplit("</bot>", 1)[0])
+            elif prompt.startswith("[input check]"):
+                self.input_checks += 1
+            else:
+                return Reply(400, b'{"error": {"message": "not a self-check prompt"}}')
         document = {
             "id": "chatcmpl-guard", "object": "chat.completion", "created": 1,
             "model": body.get("model"),
@@ -114,7 +117,7 @@ class NemoStandins(Standins):
                          "message": {"role": "assistant", "content": "No"}}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
         }  # fmt: skip
-        return web.Response(body=orjson.dumps(document), content_type="application/json")
+        return Reply(body=orjson.dumps(document), delay=self.guard_delay)
 
 
 def rails_config(standins: Standins, variant: Variant, chunk_words: int) -> dict[str, Any]:
