@@ -161,6 +161,23 @@ def build_harmony_tokenizer(out_dir: Path) -> None:
     fast.save_pretrained(out_dir)
 
 
+# The size of every tiny decoder (Qwen2 and Qwen3 alike): 2 layers, a few MB, any CPU.
+SMALL_DECODER: dict[str, object] = {
+    "vocab_size": VOCAB_SIZE,
+    "hidden_size": 256,
+    "intermediate_size": 512,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 64,
+    "max_position_embeddings": 4096,
+    "tie_word_embeddings": True,
+    "torch_dtype": "bfloat16",
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+}
+
+
 def build_model(out_dir: Path, seed: int, architecture: str = "qwen2") -> None:
     import torch
 
@@ -173,20 +190,7 @@ def build_model(out_dir: Path, seed: int, architecture: str = "qwen2") -> None:
         return
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    config = Qwen2Config(
-        vocab_size=VOCAB_SIZE,
-        hidden_size=256,
-        intermediate_size=512,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=64,
-        max_position_embeddings=4096,
-        tie_word_embeddings=True,
-        torch_dtype="bfloat16",
-        bos_token_id=1,
-        eos_token_id=2,
-    )
+    config = Qwen2Config(**SMALL_DECODER)
     model = Qwen2ForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(out_dir, safe_serialization=True)
 
@@ -195,20 +199,7 @@ def _build_qwen3(out_dir: Path) -> None:
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    config = Qwen3Config(
-        vocab_size=VOCAB_SIZE,
-        hidden_size=256,
-        intermediate_size=512,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=64,
-        max_position_embeddings=4096,
-        tie_word_embeddings=True,
-        torch_dtype="bfloat16",
-        bos_token_id=1,
-        eos_token_id=2,
-    )
+    config = Qwen3Config(**SMALL_DECODER)
     Qwen3ForCausalLM(config).to(torch.bfloat16).save_pretrained(out_dir, safe_serialization=True)
 
 

@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from benchmark_stream import REPLY_REPEATS, measure  # noqa: E402
+from benchmark_stream import REPLY_REPEATS, measure, print_table  # noqa: E402
 
 from chat_proxy.standins import SAFE_REPLY, Standins, words  # noqa: E402
 from standins import Call, ModelStandin, Reply  # noqa: E402
@@ -285,16 +285,7 @@ def main() -> None:
             assert chunk_checks >= 2 * replies_per_variant, f"{variant.name}: not chunk by chunk"
             print(f"done: {variant.name} (chunk_size {chunk_words + CONTEXT_WORDS}, "
                   f"context_size {CONTEXT_WORDS})", flush=True)  # fmt: skip
-    print("| variant | clients | TTFT p50 (direct) | added TTFT p50 | total p50 (direct) | "
-          "added total p50 | checks/reply |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for row in results:
-        print(
-            f"| {row['variant']} | {row['clients']} | {row['ttft_p50_ms']:.0f} ms "
-            f"({row['direct_ttft_p50_ms']:.0f}) | +{row['added_ttft_p50_ms']:.0f} ms | "
-            f"{row['total_p50_ms']:.0f} ms ({row['direct_total_p50_ms']:.0f}) | "
-            f"+{row['added_total_p50_ms']:.0f} ms | {row['checks_per_reply']:.1f} |"
-        )
+    print_table(results)
     print("checks/reply: output checks on chunks; besides them, per reply: "
           + "; ".join(f"{row['variant']}: {row['whole_reply_checks_per_reply']:.1f} on the whole "
                       f"reply, {row['input_checks_per_reply']:.1f} input, NeMo server CPU "

@@ -131,6 +131,20 @@ def start_gateway(stack: Stack, standins: Standins, variant: Variant) -> str:
     return stack.start_gateway(env, f"gateway-{len(stack.processes)}", ready_path="/healthz")
 
 
+def print_table(results: list[dict[str, Any]]) -> None:
+    """The Markdown table of `results` (one row per variant and client count)."""
+    print("| variant | clients | TTFT p50 (direct) | added TTFT p50 | total p50 (direct) | "
+          "added total p50 | checks/reply |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for row in results:
+        print(
+            f"| {row['variant']} | {row['clients']} | {row['ttft_p50_ms']:.0f} ms "
+            f"({row['direct_ttft_p50_ms']:.0f}) | +{row['added_ttft_p50_ms']:.0f} ms | "
+            f"{row['total_p50_ms']:.0f} ms ({row['direct_total_p50_ms']:.0f}) | "
+            f"+{row['added_total_p50_ms']:.0f} ms | {row['checks_per_reply']:.1f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="rounds of N concurrent streams")
@@ -178,16 +192,7 @@ def main() -> None:
                 stack.stop()
         finally:
             stack.stop()
-    print("| variant | clients | TTFT p50 (direct) | added TTFT p50 | total p50 (direct) | "
-          "added total p50 | checks/reply |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for row in results:
-        print(
-            f"| {row['variant']} | {row['clients']} | {row['ttft_p50_ms']:.0f} ms "
-            f"({row['direct_ttft_p50_ms']:.0f}) | +{row['added_ttft_p50_ms']:.0f} ms | "
-            f"{row['total_p50_ms']:.0f} ms ({row['direct_total_p50_ms']:.0f}) | "
-            f"+{row['added_total_p50_ms']:.0f} ms | {row['checks_per_reply']:.1f} |"
-        )
+    print_table(results)
     options.out.parent.mkdir(parents=True, exist_ok=True)
     report = {"options": {**vars(options), "out": str(options.out)}, "results": results}
     options.out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))

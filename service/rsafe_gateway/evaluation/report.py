@@ -41,7 +41,8 @@ def build_summary(
     return summary
 
 
-def _fmt(value: Any, kind: str) -> str:
+def cell(value: Any, kind: str) -> str:
+    """A table cell: a share as a percentage, milliseconds rounded, "-" when unknown."""
     if value is None:
         return "-"
     if kind == "pct":
@@ -70,14 +71,14 @@ def markdown(summary: Mapping[str, Any]) -> str:
         "| --- | " + " | ".join("---:" for _ in _COLUMNS) + " |",
     ]
     for source, values in summary.get("metrics", {}).items():
-        cells = [_fmt(values.get(key), kind) for key, _, kind in _COLUMNS]
+        cells = [cell(values.get(key), kind) for key, _, kind in _COLUMNS]
         lines.append(f"| {source} | " + " | ".join(cells) + " |")
     pf = summary.get("policy_following")
     if pf:
         lines += [
             "",
-            f"Policy following: case accuracy {_fmt(pf.get('case_accuracy'), 'pct')}% over "
-            f"{pf.get('cases')} cases; entries fully right {_fmt(pf.get('entry_accuracy'), 'pct')}%"
+            f"Policy following: case accuracy {cell(pf.get('case_accuracy'), 'pct')}% over "
+            f"{pf.get('cases')} cases; entries fully right {cell(pf.get('entry_accuracy'), 'pct')}%"
             f" of {pf.get('entries')}.",
         ]
     return "\n".join(lines) + "\n"

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .report import cell
+
 # (metric key, column title, kind): the headline numbers of each run.
 _METRICS = (
     ("rows", "n", "d"),
@@ -34,16 +36,6 @@ def run_label(summary: Mapping[str, Any], fallback: str) -> str:
     return str(family or model or fallback)
 
 
-def _cell(value: Any, kind: str) -> str:
-    if value is None:
-        return "-"
-    if kind == "pct":
-        return f"{100 * value:.1f}"
-    if kind == "ms":
-        return f"{value:.0f}"
-    return str(value)
-
-
 def side_by_side(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
     """A Markdown table per data set, one row per run (label, summary)."""
     labels = [run_label(summary, name) for name, summary in runs]
@@ -64,7 +56,7 @@ def side_by_side(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
         ]
         for label, (_, summary) in zip(labels, runs, strict=True):
             values = summary.get("metrics", {}).get(source)
-            cells = [_cell(values.get(key) if values else None, kind) for key, _, kind in _METRICS]
+            cells = [cell(values.get(key) if values else None, kind) for key, _, kind in _METRICS]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
     following = [
@@ -81,8 +73,8 @@ def side_by_side(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
         ]
         for label, pf in following:
             lines.append(
-                f"| {label} | {_cell(pf.get('case_accuracy'), 'pct')} "
-                f"| {_cell(pf.get('entry_accuracy'), 'pct')} |"
+                f"| {label} | {cell(pf.get('case_accuracy'), 'pct')} "
+                f"| {cell(pf.get('entry_accuracy'), 'pct')} |"
             )
         lines.append("")
     return "\n".join(lines)
