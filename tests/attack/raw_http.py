@@ -7,8 +7,13 @@ import json
 import select
 import socket
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
+
+# Bytes read past the end of a response (the next pipelined response began in the same read):
+# they belong to the next `read_response` on that socket.
+_UNREAD: weakref.WeakKeyDictionary[socket.socket, bytes] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -36,7 +41,7 @@ def head(
 def read_response(sock: socket.socket, timeout: float) -> RawResponse | None:
     """The next response on `sock`, or None if none (complete) arrived within `timeout`."""
     deadline = time.monotonic() + timeout
-    received = b""
+    received = _UNREAD.pop(sock, b"")
     while True:
         if b"\r\n\r\n" in received:
             raw_head, _, body = received.partition(b"\r\n\r\n")
@@ -47,6 +52,8 @@ def read_response(sock: socket.socket, timeout: float) -> RawResponse | None:
                 headers[name.strip().lower()] = value.strip()
             length = int(headers.get("content-length", "0"))
             if len(body) >= length:
+                if body[length:]:
+                    _UNREAD[sock] = body[length:]
                 return RawResponse(int(lines[0].split(" ", 2)[1]), headers, body[:length])
         chunk = _recv(sock, deadline)
         if not chunk:
