@@ -51,13 +51,13 @@ async def moderate_batch(
     service: ModerationService,
     items: list[dict[str, Any]],
     batch_id: str,
-    max_items: int,
     context: DecisionContext = INTERNAL_CONTEXT,
     *,
     pay: Pay | None = None,
 ) -> list[ModerationResult | dict[str, Any]]:
     if not items:
         raise InvalidRequest("'items' must not be empty", param="items")
+    max_items = service.max_batch_items
     if len(items) > max_items:
         raise InvalidRequest(f"'items' has more than {max_items} entries", param="items")
 

@@ -72,7 +72,6 @@ async def moderate_openai(
     service: ModerationService,
     request: OpenAIModerationRequest,
     request_id: str,
-    max_items: int,
     context: DecisionContext = INTERNAL_CONTEXT,
     *,
     pay: Pay | None = None,
@@ -82,6 +81,7 @@ async def moderate_openai(
     texts = [request.input] if isinstance(request.input, str) else request.input
     if not texts:
         raise InvalidRequest("'input' must not be empty", param="input")
+    max_items = service.max_batch_items
     if len(texts) > max_items:
         raise InvalidRequest(f"'input' has more than {max_items} entries", param="input")
     policy_id = service.openai_policy_id

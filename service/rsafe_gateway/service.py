@@ -152,6 +152,11 @@ class ModerationService:
         return self._backend.model
 
     @property
+    def max_batch_items(self) -> int:
+        """The most items one batch or /v1/moderations request may hold (RSAFE_MAX_BATCH_ITEMS)."""
+        return self._settings.max_batch_items
+
+    @property
     def guard_format(self) -> GuardFormat:
         return self._format
 

@@ -100,7 +100,6 @@ async def moderate_many(request: Request) -> Response:
         gateway.service,
         body.items,
         asking.request_id,
-        gateway.settings.max_batch_items,
         _context(gateway, asking, "/v1/moderate/batch"),
         pay=_payment(gateway, asking),
     )
@@ -117,7 +116,6 @@ async def openai_moderations(request: Request) -> Response:
         gateway.service,
         body,
         asking.request_id,
-        gateway.settings.max_batch_items,
         _context(gateway, asking, "/v1/moderations"),
         pay=_payment(gateway, asking),
     )
