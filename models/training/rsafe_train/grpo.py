@@ -35,7 +35,13 @@ from rsafe_train.reward import (
     accuracy_reward_func,
     format_reward_func,
 )
-from rsafe_train.sft import StageResult, policy_resolver, resume_point, select
+from rsafe_train.sft import (
+    StageResult,
+    policy_resolver,
+    resume_point,
+    select,
+    trainer_run_args,
+)
 
 
 def prompt_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
@@ -101,17 +107,8 @@ def run_grpo(
         vllm_mode=settings.vllm_mode,
         vllm_server_base_url=settings.vllm_server_base_url,
         vllm_gpu_memory_utilization=settings.vllm_gpu_memory_utilization,
-        logging_steps=settings.logging_steps,
-        save_strategy="steps" if settings.save_steps else "no",
-        save_steps=settings.save_steps or 500,
-        save_total_limit=2,
         log_completions=settings.log_completions,
-        use_cpu=on_cpu,
-        bf16=not on_cpu,
-        seed=config.seed,
-        report_to="none",
-        # Passed only when on: the old name warns in transformers 5 even when False.
-        **({"gradient_checkpointing": True} if settings.gradient_checkpointing else {}),
+        **trainer_run_args(settings, config.seed, on_cpu),
     )
     metrics = out_dir / "metrics.jsonl"
     checkpoint = resume_point(out_dir, resume)

@@ -13,7 +13,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rsafe_train.checkpoint import (
     checkpoint_step,
@@ -28,6 +28,31 @@ from rsafe_train.data import Example, read_jsonl
 from rsafe_train.metrics import JsonlMetricsCallback, use_rich_progress
 from rsafe_train.prompts import PolicyResolver, resolve_policy_path
 from rsafe_train.reasoning import ReasoningSource, TeacherReasoning, TemplateReasoning
+
+
+class StageRunSettings(Protocol):
+    """What both stages' settings say about logging, checkpoints and memory."""
+
+    logging_steps: int
+    save_steps: int
+    gradient_checkpointing: bool
+
+
+def trainer_run_args(settings: StageRunSettings, seed: int, on_cpu: bool) -> dict[str, Any]:
+    """The Trainer arguments both stages share: logging, checkpoints (the newest two kept, for
+    `--resume`), the device, the seed."""
+    return {
+        "logging_steps": settings.logging_steps,
+        "save_strategy": "steps" if settings.save_steps else "no",
+        "save_steps": settings.save_steps or 500,
+        "save_total_limit": 2,
+        "use_cpu": on_cpu,
+        "bf16": not on_cpu,
+        "seed": seed,
+        "report_to": "none",
+        # Passed only when on: the old name warns in transformers 5 even when False.
+        **({"gradient_checkpointing": True} if settings.gradient_checkpointing else {}),
+    }
 
 
 @dataclass(frozen=True)
@@ -165,17 +190,8 @@ def run_sft(
         max_length=settings.max_length,
         warmup_steps=settings.warmup_ratio,
         completion_only_loss=True,
-        logging_steps=settings.logging_steps,
-        save_strategy="steps" if settings.save_steps else "no",
-        save_steps=settings.save_steps or 500,
-        save_total_limit=2,
         train_sampling_strategy=settings.sampling,
-        use_cpu=on_cpu,
-        bf16=not on_cpu,
-        seed=config.seed,
-        report_to="none",
-        # Passed only when on: the old name warns in transformers 5 even when False.
-        **({"gradient_checkpointing": True} if settings.gradient_checkpointing else {}),
+        **trainer_run_args(settings, config.seed, on_cpu),
     )
     metrics = out_dir / "metrics.jsonl"
     checkpoint = resume_point(out_dir, resume)
