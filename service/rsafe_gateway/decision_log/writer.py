@@ -1,7 +1,8 @@
 """The background writer: decisions go into a bounded in-memory buffer; one task writes them out.
 
-The request path only builds the row and puts it in the buffer (a few microseconds). The writer
-takes up to `batch_size` rows at a time and writes them in one INSERT of one JSON parameter
+The request path only builds the row and puts it in the buffer (no I/O; what that costs is
+measured by scripts/benchmark_decision_log.py, not quoted here). The writer takes up to
+`batch_size` rows at a time and writes them in one INSERT of one JSON parameter
 (`jsonb_populate_recordset`): orjson turns the rows into JSON in C, where COPY's
 per-row adaptation in Python cost the gateway far more CPU a row. In
 best_effort it first lets `flush_seconds` pass after the first row, so a busy gateway writes few
