@@ -40,6 +40,8 @@ done
 step "docker-compose config"
 docker-compose -f docker-compose.yml config -q
 echo "docker-compose.yml: valid"
+docker-compose -f docker-compose.yml -f docker-compose.cpu.yml config -q
+echo "docker-compose.yml + docker-compose.cpu.yml: valid"
 
 step "promtool check config (compose layout: rules mounted under rules/)"
 layout="$(mktemp -d)"
