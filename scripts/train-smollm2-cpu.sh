@@ -11,12 +11,12 @@
 # Outputs (git-ignored) under artifacts/smollm2-rsafe/: sft/{adapter,final,metrics.jsonl},
 # grpo/{adapter,final,metrics.jsonl,rewards.png}. `adapter` is the small artifact, `final` the
 # merged folder vLLM serves as it is.
-# Env: CONFIG (default models/configs/cpu-smollm2.yaml), GRPO_STEPS (prompt batches of stage 2),
+# Env: CONFIG (default models/configs/cpu-smollm2.yaml), GRPO_STEPS (optimizer steps of stage 2;
+# default: the config's grpo.max_steps),
 # SKIP_SETUP=1 (the training venv is already there), STAGES ("sft grpo").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG=${CONFIG:-models/configs/cpu-smollm2.yaml}
-GRPO_STEPS=${GRPO_STEPS:-80}
 STAGES=${STAGES:-sft grpo}
 OUT=artifacts/smollm2-rsafe
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
@@ -38,7 +38,7 @@ for stage in $STAGES; do
   case $stage in
     sft) $train sft -c "$CONFIG" --resume ;;
     grpo) $train grpo -c "$CONFIG" --model "$OUT/sft/adapter" --resume \
-            --set grpo.max_examples=$(( GRPO_STEPS * 8 )) ;;
+            ${GRPO_STEPS:+--set grpo.max_steps=$GRPO_STEPS} ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
   esac
   date -u +"$stage done %FT%TZ"
