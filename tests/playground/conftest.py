@@ -2,15 +2,14 @@
 
 - `playground_client`: the app in-process (TestClient), for headers, file serving and the error shape;
 - `gateway`: the gateway as a REAL uvicorn subprocess in front of the real vLLM and Redis;
-- `browser`: headless Chromium (Debian's chromium + chromedriver, driven by Selenium). The driver path
-  is given explicitly and SE_OFFLINE is set, so selenium-manager never downloads anything.
-  `scripts/install-browser.sh` installs all three; a missing piece fails the tests, it never skips them.
+- `browser`: headless Chromium (Debian's chromium + chromedriver, driven by Selenium), started by
+  scripts/playground_browser.py (the driver path is given explicitly and SE_OFFLINE is set, so
+  selenium-manager never downloads anything). `scripts/install-browser.sh` installs all three;
+  a missing piece fails the tests, it never skips them.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,29 +17,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from playground_browser import BrowserMissing, start_chromium
 
 from conftest import GatewayProcess, RedisServer, VllmServer, start_gateway, tiny_settings
 from rsafe_gateway.app import create_app
 
-os.environ["SE_OFFLINE"] = "true"  # before selenium is imported: never run selenium-manager online
-
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-INSTALL_HINT = "run scripts/install-browser.sh (chromium, chromium-driver, selenium)"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1440,1000",
-]
 
 
 @pytest.fixture
@@ -87,34 +70,14 @@ def gateway(
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Headless Chromium with a fresh profile; downloads land in `browser.download_dir`."""
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists() and shutil.which(str(CHROMEDRIVER))):
-        pytest.fail(f"{CHROMIUM} or {CHROMEDRIVER} is missing: {INSTALL_HINT}")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.options import Options
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.fail(f"selenium is not installed: {INSTALL_HINT}")
-
     profile = tmp_path_factory.mktemp("chromium-profile")
     downloads = tmp_path_factory.mktemp("downloads")
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]:
-        options.add_argument(flag)
-    options.add_experimental_option(
-        "prefs",
-        {
-            "download.default_directory": str(downloads),
-            "download.prompt_for_download": False,
-            "safebrowsing.enabled": False,
-        },
-    )
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = Service(str(CHROMEDRIVER), log_output=str(profile.parent / "chromedriver.log"))
-    driver = webdriver.Chrome(service=service, options=options)
+    try:
+        driver = start_chromium(profile, downloads)
+    except BrowserMissing as error:
+        pytest.fail(str(error))
     # WebDriver has no such attribute: the tests read the download folder back from it
-    driver.download_dir = downloads  # type: ignore[attr-defined]
+    driver.download_dir = downloads
     driver.set_script_timeout(30)
     try:
         yield driver

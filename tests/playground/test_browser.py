@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playground_browser import full_page_screenshot
 from rsafe_core.policy import inline_policy, load_policy_file
 
 from .conftest import Gateway
@@ -91,17 +92,6 @@ def console_problems(driver: Any, allow_http_errors: bool = False) -> list[str]:
         if csp_violation or (entry.get("level") == "SEVERE" and not expected_http_error):
             problems.append(message)
     return problems
-
-
-def full_page_screenshot(driver: Any, path: Path) -> None:
-    width, height = driver.get_window_size()["width"], driver.get_window_size()["height"]
-    page_height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-    driver.set_window_size(width, max(page_height + 140, height))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        assert driver.save_screenshot(str(path))
-    finally:
-        driver.set_window_size(width, height)
 
 
 def test_choose_a_policy_and_check_a_prompt_and_a_response(browser: Any, gateway: Gateway) -> None:
