@@ -19,12 +19,22 @@ printed=$(grep '^curl ' "$out") || { cat "$out"; echo "no curl line printed"; ex
 echo "[smoke] running: $printed"
 answer=$(bash -c "$printed")
 echo "[smoke] answer: $answer"
-echo "$answer" | .venv/bin/python -c '
-import json, sys
+# Serving the default guard (built from models/default-guard/): its reasoning must read as words,
+# which the tiny random checkpoint's never does ("varsvarsvars...").
+guard=0
+grep -q 'serving the default guard' "$out" && guard=1
+echo "$answer" | RSAFE_SMOKE_GUARD=$guard .venv/bin/python -c '
+import json, os, re, sys
 body = json.load(sys.stdin)
 need = {"id", "verdict", "flagged", "categories", "reasoning", "policy", "model", "cached", "usage", "latency_ms"}
 missing = need - set(body)
 assert not missing, f"missing fields: {missing}"
 assert body["verdict"] in {"safe", "unsafe", "undetermined"}
+if os.environ["RSAFE_SMOKE_GUARD"] == "1":
+    reasoning = body["reasoning"] or ""
+    words = re.findall(r"[A-Za-z]{2,}", reasoning)
+    assert len(words) >= 5 and len(set(words)) >= 4, f"unreadable reasoning: {reasoning!r}"
+    assert body["verdict"] != "undetermined", body
+    print("[smoke] default guard:", body["verdict"], "-", reasoning)
 print("[smoke] contract-shaped answer: OK")
 '

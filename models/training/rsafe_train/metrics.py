@@ -91,6 +91,18 @@ SHARE_SERIES = ("completion_clipped_ratio", "frac_reward_zero_std")
 LENGTH_SERIES = "completion_mean_length"
 
 
+ROLLING_WINDOW = 10  # steps: a step of stage 2 on the CPU judges only a few prompts, so it is noisy
+
+
+def rolling_mean(values: list[float], window: int = ROLLING_WINDOW) -> list[float]:
+    """The mean of each value and the up to `window - 1` values before it."""
+    means = []
+    for index in range(len(values)):
+        recent = values[max(0, index - window + 1) : index + 1]
+        means.append(sum(recent) / len(recent))
+    return means
+
+
 def _points(records: list[dict[str, Any]], name: str) -> tuple[list[float], list[float]]:
     pairs = [(float(r["step"]), float(r[name])) for r in records if name in r]
     return [x for x, _ in pairs], [y for _, y in pairs]
@@ -119,6 +131,10 @@ def plot_metrics(jsonl: Path, png: Path, title: str = "GRPO rewards") -> Path:
         if xs:
             top.plot(xs, ys, marker="o", markersize=3, label=name)
     if rewards:
+        xs, ys = _points(records, "reward")
+        if len(xs) > ROLLING_WINDOW:
+            top.plot(xs, rolling_mean(ys), color="black", linewidth=2.5,
+                     label=f"reward, mean of the last {ROLLING_WINDOW} steps")  # fmt: skip
         top.set_ylim(-0.05, 1.05)
     top.set_ylabel("value")
     top.set_title(title)

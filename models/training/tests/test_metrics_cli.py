@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from rsafe_train.cli import app
 from rsafe_train.metrics import (
     ACCURACY_KEY,
@@ -11,6 +12,7 @@ from rsafe_train.metrics import (
     JsonlMetricsCallback,
     plot_metrics,
     read_metrics,
+    rolling_mean,
 )
 from typer.testing import CliRunner
 
@@ -96,3 +98,9 @@ def test_a_resumed_run_logs_a_step_again_and_the_later_line_wins(tmp_path: Path)
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     records = read_metrics(path)
     assert [(r["step"], r["loss"]) for r in records] == [(1, 3.0), (2, 2.5), (3, 2.2), (4, 2.0)]
+
+
+def test_the_rolling_mean_averages_each_step_with_the_ones_before_it() -> None:
+    assert rolling_mean([0.0, 1.0, 0.5, 0.5], window=2) == [0.0, 0.5, 0.75, 0.5]
+    assert rolling_mean([0.2, 0.4, 0.9], window=10) == pytest.approx([0.2, 0.3, 0.5])
+    assert rolling_mean([]) == []
