@@ -5,7 +5,7 @@
 # and its policy-swap views only (never data/local-suite/test.jsonl or data/policy-following.jsonl).
 #
 # Seeded (config `seed: 0`) and resumable: run it again after a stop and each stage goes on from
-# its newest checkpoint-N (`--resume`); a stage whose `final` folder exists is skipped. On a new
+# its newest checkpoint-N (`--resume`); a stage whose `adapter` folder exists is skipped. On a new
 # machine, `scripts/training-state.sh save` (then commit models/training-state/) carries it over.
 #   nohup nice -n 19 scripts/train-smollm2-cpu.sh > artifacts/logs/train.log 2>&1 &
 # Outputs (git-ignored) under artifacts/smollm2-rsafe/: sft/{adapter,final,metrics.jsonl},
@@ -30,8 +30,9 @@ scripts/training-state.sh restore
 $train prepare-data -i local-suite=data/local-suite/train.jsonl --policy-swaps --seed 0 \
   -o artifacts/data/train.jsonl
 for stage in $STAGES; do
-  if [ -f "$OUT/$stage/final/config.json" ]; then
-    echo "$stage: $OUT/$stage/final exists, skipped"
+  # A stage writes its adapter once, when it is done (restored from models/training-state/ too).
+  if [ -f "$OUT/$stage/adapter/adapter_config.json" ]; then
+    echo "$stage: $OUT/$stage/adapter exists, skipped"
     continue
   fi
   date -u +"$stage start %FT%TZ"

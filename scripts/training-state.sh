@@ -21,22 +21,38 @@ step_of() { [ -n "$1" ] && echo "${1##*-}" || echo -1; }
 
 save() {
   for stage in "${STAGES[@]}"; do
+    # A finished stage (its adapter is written once, at the end) is carried as that adapter alone
+    # (~7 MB): the next stage starts from it and nothing resumes the stage itself.
+    if [ -f "$RUN/$stage/adapter/adapter_config.json" ]; then
+      rm -rf "$STATE/$stage" && mkdir -p "$STATE/$stage"
+      rsync -a --exclude tokenizer.json "$RUN/$stage/adapter" "$STATE/$stage/"
+      cp "$RUN/$stage/metrics.jsonl" "$STATE/$stage/" 2>/dev/null || true
+      log "$stage: saved its finished adapter ($(du -sh "$STATE/$stage" | cut -f1))"
+      continue
+    fi
     ckpt=$(newest "$RUN/$stage")
     [ -n "$ckpt" ] || continue
     rm -rf "$STATE/$stage" && mkdir -p "$STATE/$stage"
     # The tokenizer is rebuilt from the GGUF; a resume does not read it from the checkpoint.
     rsync -a --exclude tokenizer.json "$ckpt" "$STATE/$stage/"
     cp "$RUN/$stage/metrics.jsonl" "$STATE/$stage/" 2>/dev/null || true
-    # The stage's finished adapter, once there: what the next stage starts from.
-    if [ -d "$RUN/$stage/adapter" ]; then
-      rsync -a --exclude tokenizer.json "$RUN/$stage/adapter" "$STATE/$stage/"
-    fi
     log "$stage: saved $(basename "$ckpt") ($(du -sh "$STATE/$stage" | cut -f1))"
   done
 }
 
 restore() {
   for stage in "${STAGES[@]}"; do
+    if [ -f "$STATE/$stage/adapter/adapter_config.json" ]; then
+      if [ -f "$RUN/$stage/adapter/adapter_config.json" ]; then
+        log "$stage: finished here already; kept"
+      else
+        mkdir -p "$RUN/$stage"
+        rsync -a "$STATE/$stage/adapter" "$RUN/$stage/"
+        [ -f "$RUN/$stage/metrics.jsonl" ] || cp "$STATE/$stage/metrics.jsonl" "$RUN/$stage/" 2>/dev/null || true
+        log "$stage: restored its finished adapter"
+      fi
+      continue
+    fi
     saved=$(newest "$STATE/$stage")
     [ -n "$saved" ] || continue
     here=$(newest "$RUN/$stage")
@@ -48,9 +64,6 @@ restore() {
     rsync -a "$saved" "$RUN/$stage/"
     if [ ! -f "$RUN/$stage/metrics.jsonl" ] && [ -f "$STATE/$stage/metrics.jsonl" ]; then
       cp "$STATE/$stage/metrics.jsonl" "$RUN/$stage/"
-    fi
-    if [ -d "$STATE/$stage/adapter" ] && [ ! -d "$RUN/$stage/adapter" ]; then
-      rsync -a "$STATE/$stage/adapter" "$RUN/$stage/"
     fi
     log "$stage: restored $(basename "$saved")"
   done

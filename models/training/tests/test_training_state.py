@@ -57,3 +57,23 @@ def test_restore_keeps_a_newer_local_checkpoint(tmp_path: Path) -> None:
     assert "kept" in out
     run = root / "artifacts" / "smollm2-rsafe" / "sft"
     assert sorted(p.name for p in run.iterdir()) == ["checkpoint-10", "checkpoint-20"]
+
+
+def test_a_finished_stage_travels_as_its_adapter_alone(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    _checkpoint(root, "sft", 200, "optimizer state")
+    run = root / "artifacts" / "smollm2-rsafe" / "sft"
+    (run / "adapter").mkdir()
+    (run / "adapter" / "adapter_config.json").write_text('{"r": 16}')
+    (run / "adapter" / "tokenizer.json").write_text("{}")
+    (run / "metrics.jsonl").write_text('{"step": 204}\n')
+    _run(root, "save")
+    saved = root / "models" / "training-state" / "sft"
+    assert sorted(p.name for p in saved.iterdir()) == ["adapter", "metrics.jsonl"]
+    assert sorted(p.name for p in (saved / "adapter").iterdir()) == ["adapter_config.json"]
+    shutil.rmtree(root / "artifacts")
+    out = _run(root, "restore")
+    assert "restored its finished adapter" in out
+    assert (run / "adapter" / "adapter_config.json").read_text() == '{"r": 16}'
+    assert not any(run.glob("checkpoint-*"))
+    assert "finished here already" in _run(root, "restore")
