@@ -45,6 +45,10 @@ class SFTSettings:
 
     max_examples: int | None = None  # None: every item of the data file
     selection: str = "random"  # or "by_item": whole items, all their policy views together
+    # Every example of these sources is taken, and `max_examples` more of the others (a round
+    # that teaches what the model still gets wrong, with a replay of the rest).
+    focus_sources: list[str] = field(default_factory=list)
+    focus_max_examples: int | None = None  # None: every example of the focus sources
     reasoning: str = "template"  # "template" or "teacher"
     teacher: TeacherSettings = field(default_factory=TeacherSettings)
     learning_rate: float = 2e-5

