@@ -13,12 +13,14 @@
 # merged folder vLLM serves as it is.
 # Env: CONFIG (default models/configs/cpu-smollm2.yaml), GRPO_STEPS (optimizer steps of stage 2;
 # default: the config's grpo.max_steps),
-# SKIP_SETUP=1 (the training venv is already there), STAGES ("sft grpo round2/sft round2/grpo").
+# SKIP_SETUP=1 (the training venv is already there), STAGES ("sft grpo round2/sft round2b/sft
+# round2/grpo").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG=${CONFIG:-models/configs/cpu-smollm2.yaml}
 CONFIG_ROUND2=${CONFIG_ROUND2:-models/configs/cpu-smollm2-round2.yaml}
-STAGES=${STAGES:-sft grpo round2/sft round2/grpo}
+CONFIG_ROUND2B=${CONFIG_ROUND2B:-models/configs/cpu-smollm2-round2b.yaml}
+STAGES=${STAGES:-sft grpo round2/sft round2b/sft round2/grpo}
 OUT=artifacts/smollm2-rsafe
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 export PYTHONPATH="$PWD/service:$PWD/models/training${PYTHONPATH:+:$PYTHONPATH}"
@@ -44,7 +46,9 @@ for stage in $STAGES; do
     # Round 2 (its own config and folder): stage 1 on what round 1 got wrong, from round 1's
     # GRPO adapter, then stage 2 again.
     round2/sft) $train sft -c "$CONFIG_ROUND2" --model "$OUT/grpo/adapter" --resume ;;
-    round2/grpo) $train grpo -c "$CONFIG_ROUND2" --model "$OUT/round2/sft/adapter" --resume \
+    # A second, gentler pass of stage 1 (more everyday requests, a quarter of the learning rate).
+    round2b/sft) $train sft -c "$CONFIG_ROUND2B" --model "$OUT/round2/sft/adapter" --resume ;;
+    round2/grpo) $train grpo -c "$CONFIG_ROUND2" --model "$OUT/round2b/sft/adapter" --resume \
             ${GRPO_STEPS:+--set grpo.max_steps=$GRPO_STEPS} ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
   esac
