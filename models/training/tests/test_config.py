@@ -25,7 +25,16 @@ def test_defaults_are_the_papers() -> None:
     assert (grpo.learning_rate, grpo.epochs) == (1e-7, 3.0)
 
 
-@pytest.mark.parametrize("name", ["paper.yaml", "cpu-smollm2.yaml", "smoke.yaml"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "paper.yaml",
+        "cpu-smollm2.yaml",
+        "cpu-smollm2-round2.yaml",
+        "cpu-smollm2-round2b.yaml",
+        "smoke.yaml",
+    ],
+)
 def test_shipped_configs_load(name: str) -> None:
     config = load_config(CONFIGS / name)
     assert config.grpo.num_generations == 4
