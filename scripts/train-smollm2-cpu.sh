@@ -13,14 +13,15 @@
 # merged folder vLLM serves as it is.
 # Env: CONFIG (default models/configs/cpu-smollm2.yaml), GRPO_STEPS (optimizer steps of stage 2;
 # default: the config's grpo.max_steps),
-# SKIP_SETUP=1 (the training venv is already there), STAGES ("sft grpo round2/sft round2b/sft
-# round2/grpo").
+# SKIP_SETUP=1 (the training venv is already there), STAGES (default "sft grpo round2/sft
+# round3/sft round3/grpo"; round2/grpo and round2b/sft are round 2's abandoned tries, on request).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG=${CONFIG:-models/configs/cpu-smollm2.yaml}
 CONFIG_ROUND2=${CONFIG_ROUND2:-models/configs/cpu-smollm2-round2.yaml}
 CONFIG_ROUND2B=${CONFIG_ROUND2B:-models/configs/cpu-smollm2-round2b.yaml}
-STAGES=${STAGES:-sft grpo round2/sft round2b/sft round2/grpo}
+CONFIG_ROUND3=${CONFIG_ROUND3:-models/configs/cpu-smollm2-round3.yaml}
+STAGES=${STAGES:-sft grpo round2/sft round3/sft round3/grpo}
 OUT=artifacts/smollm2-rsafe
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 export PYTHONPATH="$PWD/service:$PWD/models/training${PYTHONPATH:+:$PYTHONPATH}"
@@ -46,9 +47,14 @@ for stage in $STAGES; do
     # Round 2 (its own config and folder): stage 1 on what round 1 got wrong, from round 1's
     # GRPO adapter, then stage 2 again.
     round2/sft) $train sft -c "$CONFIG_ROUND2" --model "$OUT/grpo/adapter" --resume ;;
-    # A second, gentler pass of stage 1 (more everyday requests, a quarter of the learning rate).
+    round2/grpo) $train grpo -c "$CONFIG_ROUND2" --model "$OUT/round2/sft/adapter" --resume \
+            ${GRPO_STEPS:+--set grpo.max_steps=$GRPO_STEPS} ;;
+    # A second, gentler pass of stage 1 on top of round2/sft (more everyday requests, lr 5e-5).
     round2b/sft) $train sft -c "$CONFIG_ROUND2B" --model "$OUT/round2/sft/adapter" --resume ;;
-    round2/grpo) $train grpo -c "$CONFIG_ROUND2" --model "$OUT/round2b/sft/adapter" --resume \
+    # Round 3: stage 1 afresh from the base on the whole train split (project-everyday included),
+    # the reasoning quoting the judged text first; then stage 2.
+    round3/sft) $train sft -c "$CONFIG_ROUND3" --resume ;;
+    round3/grpo) $train grpo -c "$CONFIG_ROUND3" --model "$OUT/round3/sft/adapter" --resume \
             ${GRPO_STEPS:+--set grpo.max_steps=$GRPO_STEPS} ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
   esac

@@ -50,6 +50,8 @@ class SFTSettings:
     focus_sources: list[str] = field(default_factory=list)
     focus_max_examples: int | None = None  # None: every example of the focus sources
     reasoning: str = "template"  # "template" or "teacher"
+    # Template reasoning only: quote up to this many characters of the judged text first (0: no).
+    quote_chars: int = 0
     teacher: TeacherSettings = field(default_factory=TeacherSettings)
     learning_rate: float = 2e-5
     batch_size: int = 8

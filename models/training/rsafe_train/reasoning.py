@@ -8,7 +8,9 @@ has no acceptable completion for an item (the item is then left out of stage 1).
   is (its `topic`), then which category of THE POLICY IN THE PROMPT covers it (its `category`,
   when that policy lists it), or that the policy leaves that category out or allows it, or that
   none applies. Unsafe answers end with the `Categories:` line the gateway asks for. Short on
-  purpose: GRPO later samples within a small completion budget.
+  purpose: GRPO later samples within a small completion budget. With `quote_chars`, the reasoning
+  first quotes the judged text's opening words, so the verdict follows the content's own tokens
+  rather than a topic phrase the model could apply to anything.
 - `TeacherReasoning`: a stronger model behind an OpenAI-compatible endpoint (e.g. vLLM serving a
   bigger instruct model), prompted with the same messages; rejection sampling keeps only answers
   in the right format with the gold verdict, retried a few times, else the fallback source.
@@ -102,6 +104,19 @@ def _allowed(policy: Policy, name: str) -> bool:
 
 _SUBJECTS = ("The message is {topic}.", "This is {topic}.", "What is asked here is {topic}.")
 _RESPONSE_SUBJECTS = ("The agent's reply gives {topic}.", "The reply is {topic}.")
+_QUOTE_MARKS = re.compile(r'["\u201c\u201d]')
+
+
+def opening_words(text: str, max_chars: int) -> str:
+    """The first words of `text` within `max_chars` (a word is never cut; "..." marks the cut),
+    on one line and without double quotes, so the quotation stays one span."""
+    words = _QUOTE_MARKS.sub("'", " ".join(text.split())).split(" ")
+    kept: list[str] = []
+    for word in words:
+        if kept and len(" ".join([*kept, word])) > max_chars:
+            return " ".join(kept) + "..."
+        kept.append(word)
+    return " ".join(kept)[:max_chars]
 
 
 @dataclass
@@ -111,6 +126,7 @@ class TemplateReasoning:
     its category is missing from or allowed by the policy; or that no category applies."""
 
     max_chars: int = 600
+    quote_chars: int = 0  # > 0: start by quoting up to this many characters of the judged text
 
     def completion(self, example: Example, messages: list[dict[str, str]], policy: Policy) -> str:
         key = f"{example.source}\x00{example.prompt}\x00{example.response}\x00{policy.sha256}"
@@ -119,6 +135,10 @@ class TemplateReasoning:
         )
         subjects = _RESPONSE_SUBJECTS if example.response is not None else _SUBJECTS
         subject = _pick(subjects, key).format(topic=topic)
+        if self.quote_chars > 0:
+            judged = example.response if example.response is not None else example.prompt
+            speaker = "The reply says" if example.response is not None else "The user writes"
+            subject = f'{speaker}: "{opening_words(judged, self.quote_chars)}" {subject}'
         listed = {category.id: category for category in policy.categories}
         ids = id_list(policy.category_ids)
         category = listed.get(example.category or "")
