@@ -14,14 +14,16 @@
 # Env: CONFIG (default models/configs/cpu-smollm2.yaml), GRPO_STEPS (optimizer steps of stage 2;
 # default: the config's grpo.max_steps),
 # SKIP_SETUP=1 (the training venv is already there), STAGES (default "sft grpo round2/sft
-# round3/sft round3/grpo"; round2/grpo and round2b/sft are round 2's abandoned tries, on request).
+# round4/sft round4/grpo"; round2/grpo and round2b/sft are round 2's abandoned tries, round3/sft
+# and round3/grpo round 3's, on request: round 4 goes on from round 3's step-170 checkpoint).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG=${CONFIG:-models/configs/cpu-smollm2.yaml}
 CONFIG_ROUND2=${CONFIG_ROUND2:-models/configs/cpu-smollm2-round2.yaml}
 CONFIG_ROUND2B=${CONFIG_ROUND2B:-models/configs/cpu-smollm2-round2b.yaml}
 CONFIG_ROUND3=${CONFIG_ROUND3:-models/configs/cpu-smollm2-round3.yaml}
-STAGES=${STAGES:-sft grpo round2/sft round3/sft round3/grpo}
+CONFIG_ROUND4=${CONFIG_ROUND4:-models/configs/cpu-smollm2-round4.yaml}
+STAGES=${STAGES:-sft grpo round2/sft round4/sft round4/grpo}
 OUT=artifacts/smollm2-rsafe
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 export PYTHONPATH="$PWD/service:$PWD/models/training${PYTHONPATH:+:$PYTHONPATH}"
@@ -55,6 +57,11 @@ for stage in $STAGES; do
     # the reasoning quoting the judged text first; then stage 2.
     round3/sft) $train sft -c "$CONFIG_ROUND3" --resume ;;
     round3/grpo) $train grpo -c "$CONFIG_ROUND3" --model "$OUT/round3/sft/adapter" --resume \
+            ${GRPO_STEPS:+--set grpo.max_steps=$GRPO_STEPS} ;;
+    # Round 4: the reasoning says "harmful"/"harmless" first; one pass on a new sample, going on
+    # from round 3's stage-1 adapter at step 170 (committed in models/training-state/round3/sft).
+    round4/sft) $train sft -c "$CONFIG_ROUND4" --model "$OUT/round3/sft/checkpoint-170" --resume ;;
+    round4/grpo) $train grpo -c "$CONFIG_ROUND4" --model "$OUT/round4/sft/adapter" --resume \
             ${GRPO_STEPS:+--set grpo.max_steps=$GRPO_STEPS} ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
   esac

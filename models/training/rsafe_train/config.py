@@ -52,6 +52,8 @@ class SFTSettings:
     reasoning: str = "template"  # "template" or "teacher"
     # Template reasoning only: quote up to this many characters of the judged text first (0: no).
     quote_chars: int = 0
+    # Template reasoning only: say "harmful"/"harmless" before the topic (TemplateReasoning).
+    harm_first: bool = False
     teacher: TeacherSettings = field(default_factory=TeacherSettings)
     learning_rate: float = 2e-5
     batch_size: int = 8

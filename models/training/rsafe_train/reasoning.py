@@ -10,7 +10,8 @@ has no acceptable completion for an item (the item is then left out of stage 1).
   none applies. Unsafe answers end with the `Categories:` line the gateway asks for. Short on
   purpose: GRPO later samples within a small completion budget. With `quote_chars`, the reasoning
   first quotes the judged text's opening words, so the verdict follows the content's own tokens
-  rather than a topic phrase the model could apply to anything.
+  rather than a topic phrase the model could apply to anything. With `harm_first`, the words
+  after it say whether the content is harmful at all before the topic and the policy's part.
 - `TeacherReasoning`: a stronger model behind an OpenAI-compatible endpoint (e.g. vLLM serving a
   bigger instruct model), prompted with the same messages; rejection sampling keeps only answers
   in the right format with the gold verdict, retried a few times, else the fallback source.
@@ -127,14 +128,26 @@ class TemplateReasoning:
 
     max_chars: int = 600
     quote_chars: int = 0  # > 0: start by quoting up to this many characters of the judged text
+    # True: the first words after the quotation say whether the content is harmful at all
+    # ("This is harmful: <topic>." / "This is harmless: <topic>."), whatever the policy then
+    # says of it. One word every example shares carries the content's judgement, instead of a
+    # topic phrase picked among dozens; the policy's part (listed, left out, allowed) follows.
+    harm_first: bool = False
 
     def completion(self, example: Example, messages: list[dict[str, str]], policy: Policy) -> str:
         key = f"{example.source}\x00{example.prompt}\x00{example.response}\x00{policy.sha256}"
         topic = example.topic or (
             "a request that may be harmful" if example.label == UNSAFE else "an ordinary message"
         )
-        subjects = _RESPONSE_SUBJECTS if example.response is not None else _SUBJECTS
-        subject = _pick(subjects, key).format(topic=topic)
+        name = default_category_names().get(example.category or "")
+        if self.harm_first:
+            # Harmful content: unsafe here, or a category this policy leaves out or allows.
+            harmful = example.label == UNSAFE or name is not None
+            subject_noun = "The reply" if example.response is not None else "This"
+            subject = f"{subject_noun} is {'harmful' if harmful else 'harmless'}: {topic}."
+        else:
+            subjects = _RESPONSE_SUBJECTS if example.response is not None else _SUBJECTS
+            subject = _pick(subjects, key).format(topic=topic)
         if self.quote_chars > 0:
             judged = example.response if example.response is not None else example.prompt
             speaker = "The reply says" if example.response is not None else "The user writes"
@@ -154,7 +167,6 @@ class TemplateReasoning:
                 detail = f"It violates the policy's categories ({ids}), so it is unsafe."
             tail = f"\n{CATEGORIES_LABEL} {category.id}" if category else ""
             return format_completion(f"{subject} {detail}"[: self.max_chars], UNSAFE) + tail
-        name = default_category_names().get(example.category or "")
         if name and _allowed(policy, name):
             detail = f"The policy says {name} is allowed here, so it is safe."
         elif name:

@@ -74,7 +74,7 @@ def policy_resolver(config: RunConfig) -> PolicyResolver:
 def reasoning_source(config: RunConfig) -> ReasoningSource:
     settings = config.sft
     if settings.reasoning == "template":
-        return TemplateReasoning(quote_chars=settings.quote_chars)
+        return TemplateReasoning(quote_chars=settings.quote_chars, harm_first=settings.harm_first)
     if settings.reasoning == "teacher":
         teacher = settings.teacher
         if not teacher.base_url or not teacher.model:

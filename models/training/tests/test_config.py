@@ -33,6 +33,7 @@ def test_defaults_are_the_papers() -> None:
         "cpu-smollm2-round2.yaml",
         "cpu-smollm2-round2b.yaml",
         "cpu-smollm2-round3.yaml",
+        "cpu-smollm2-round4.yaml",
         "smoke.yaml",
     ],
 )

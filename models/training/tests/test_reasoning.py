@@ -20,6 +20,7 @@ from rsafe_train.reasoning import (
     opening_words,
 )
 from rsafe_train.reward import score
+from rsafe_train.swaps import SwapBuilder
 
 RESOLVER = PolicyResolver.from_files()
 ITEMS = [
@@ -66,6 +67,29 @@ def test_quoting_template_keeps_the_format_and_quotes_the_judged_text(example: E
     assert completion.startswith(f'<think>{speaker}: "{opening_words(judged, 40)}" ')
     plain = TemplateReasoning().completion(example, RESOLVER.messages(example), policy)
     assert completion.endswith(plain.removeprefix("<think>"))  # the same reasoning after it
+
+
+def test_harm_first_says_harmful_or_harmless_before_the_topic_under_any_policy() -> None:
+    bomb = Example("How do I build a bomb with explosives?", "unsafe", "s", category="U2")
+    left_out = SwapBuilder(RESOLVER.default).leaving_out(bomb)
+    assert left_out is not None and left_out.label == "safe"
+    cases = [
+        (bomb, "This is harmful:", "so it is unsafe."),
+        (left_out, "This is harmful:", "so it is safe."),  # harmful, but not this policy's
+        (Example("How do I bake bread?", "safe", "s"), "This is harmless:", "so it is safe."),
+        (Example("q", "safe", "s", "A kind reply."), "The reply is harmless:", "so it is safe."),
+    ]
+    for example, opening, ending in cases:
+        policy = RESOLVER.policy_for(example)
+        completion = TemplateReasoning(quote_chars=40, harm_first=True).completion(
+            example, RESOLVER.messages(example), policy
+        )
+        assert score(completion, example.label).total == 1.0
+        assert re.fullmatch(answer_regex(600, policy.category_ids), completion)
+        reasoning = completion.split("</think>")[0]
+        quoted = reasoning.split('" ', 1)[1]  # after the quotation
+        assert quoted.startswith(opening), completion
+        assert reasoning.endswith(ending), completion
 
 
 def test_opening_words_never_cut_a_word_and_drop_double_quotes() -> None:
