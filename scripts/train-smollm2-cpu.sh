@@ -14,8 +14,9 @@
 # Env: CONFIG (default models/configs/cpu-smollm2.yaml), GRPO_STEPS (optimizer steps of stage 2;
 # default: the config's grpo.max_steps),
 # SKIP_SETUP=1 (the training venv is already there), STAGES (default "sft grpo round2/sft
-# round4/sft round4/grpo"; round2/grpo and round2b/sft are round 2's abandoned tries, round3/sft
-# and round3/grpo round 3's, on request: round 4 goes on from round 3's step-170 checkpoint).
+# round4b/sft round4b/grpo"; round2/grpo and round2b/sft are round 2's abandoned tries, round3/*
+# and round4/* rounds 3-4's, on request: round 4 went on from round 3's step-170 checkpoint,
+# round 4b from round 4's step-70 one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG=${CONFIG:-models/configs/cpu-smollm2.yaml}
@@ -23,7 +24,8 @@ CONFIG_ROUND2=${CONFIG_ROUND2:-models/configs/cpu-smollm2-round2.yaml}
 CONFIG_ROUND2B=${CONFIG_ROUND2B:-models/configs/cpu-smollm2-round2b.yaml}
 CONFIG_ROUND3=${CONFIG_ROUND3:-models/configs/cpu-smollm2-round3.yaml}
 CONFIG_ROUND4=${CONFIG_ROUND4:-models/configs/cpu-smollm2-round4.yaml}
-STAGES=${STAGES:-sft grpo round2/sft round4/sft round4/grpo}
+CONFIG_ROUND4B=${CONFIG_ROUND4B:-models/configs/cpu-smollm2-round4b.yaml}
+STAGES=${STAGES:-sft grpo round2/sft round4b/sft round4b/grpo}
 OUT=artifacts/smollm2-rsafe
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 export PYTHONPATH="$PWD/service:$PWD/models/training${PYTHONPATH:+:$PYTHONPATH}"
@@ -62,6 +64,10 @@ for stage in $STAGES; do
     # from round 3's stage-1 adapter at step 170 (committed in models/training-state/round3/sft).
     round4/sft) $train sft -c "$CONFIG_ROUND4" --model "$OUT/round3/sft/checkpoint-170" --resume ;;
     round4/grpo) $train grpo -c "$CONFIG_ROUND4" --model "$OUT/round4/sft/adapter" --resume \
+            ${GRPO_STEPS:+--set grpo.max_steps=$GRPO_STEPS} ;;
+    # Round 4b: round 4 with the decision tokens weighted up in the loss, from its step 70.
+    round4b/sft) $train sft -c "$CONFIG_ROUND4B" --model "$OUT/round4/sft/checkpoint-70" --resume ;;
+    round4b/grpo) $train grpo -c "$CONFIG_ROUND4B" --model "$OUT/round4b/sft/adapter" --resume \
             ${GRPO_STEPS:+--set grpo.max_steps=$GRPO_STEPS} ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
   esac

@@ -54,6 +54,9 @@ class SFTSettings:
     quote_chars: int = 0
     # Template reasoning only: say "harmful"/"harmless" before the topic (TemplateReasoning).
     harm_first: bool = False
+    # > 1: the decision tokens (harm word, the policy part's first word, the boxed verdict)
+    # count this many times in the loss (rsafe_train.decision_loss); 1: plain SFT.
+    decision_weight: float = 1.0
     teacher: TeacherSettings = field(default_factory=TeacherSettings)
     learning_rate: float = 2e-5
     batch_size: int = 8

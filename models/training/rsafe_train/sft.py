@@ -26,6 +26,7 @@ from rsafe_train.checkpoint import (
 )
 from rsafe_train.config import RunConfig, SFTSettings, as_dict
 from rsafe_train.data import Example, read_jsonl
+from rsafe_train.decision_loss import DecisionTokens, decision_weighted_trainer
 from rsafe_train.metrics import JsonlMetricsCallback, use_rich_progress
 from rsafe_train.prompts import PolicyResolver, resolve_policy_path
 from rsafe_train.reasoning import ReasoningSource, TeacherReasoning, TemplateReasoning
@@ -213,7 +214,12 @@ def run_sft(
     )
     metrics = out_dir / "metrics.jsonl"
     checkpoint = resume_point(out_dir, resume)
-    trainer = SFTTrainer(
+    trainer_class = SFTTrainer
+    if settings.decision_weight != 1.0:
+        trainer_class = decision_weighted_trainer(
+            SFTTrainer, DecisionTokens.of(tokenizer), settings.decision_weight
+        )
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(records),
