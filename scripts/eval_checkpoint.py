@@ -7,7 +7,8 @@ benchmark with `rsafe eval`, stop everything. Resumable: rerunning continues the
 
 Results: artifacts/eval/NAME-{local-test,policy-following}.{jsonl,summary.json,md,png}; logs:
 run/eval-NAME-{vllm,gateway}.log. Environment: VLLM_PORT (18100), RSAFE_PORT (18180),
-RSAFE_REASONING_MAX_CHARS (600), RSAFE_MAX_TOKENS (400), LIMIT (items per suite; default all).
+RSAFE_REASONING_MAX_CHARS (600), RSAFE_MAX_TOKENS (400), LIMIT (items per suite; default all),
+SUITES (default "local-test policy-following"; `local-train` tells fitting from generalising).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from devstack import REPO, start_gateway, start_vllm  # first: this checkout's sources
 
-SUITES = ("local-test", "policy-following")
+DEFAULT_SUITES = "local-test policy-following"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     reasoning = os.environ.get("RSAFE_REASONING_MAX_CHARS", "600")
     max_tokens = os.environ.get("RSAFE_MAX_TOKENS", "400")
     limit = os.environ.get("LIMIT", "")
+    suites = (os.environ.get("SUITES") or DEFAULT_SUITES).split()
     (REPO / "artifacts" / "eval").mkdir(parents=True, exist_ok=True)
     logs = REPO / "run"
     logs.mkdir(exist_ok=True)
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             cwd=REPO,
         )
         try:
-            for suite in SUITES:
+            for suite in suites:
                 command = [
                     str(Path(sys.executable).with_name("rsafe")), "eval", "run", suite,
                     "--gateway-url", gateway.url, "--concurrency", "8",
