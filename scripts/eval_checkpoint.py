@@ -8,7 +8,8 @@ benchmark with `rsafe eval`, stop everything. Resumable: rerunning continues the
 Results: artifacts/eval/NAME-{local-test,policy-following}.{jsonl,summary.json,md,png}; logs:
 run/eval-NAME-{vllm,gateway}.log. Environment: VLLM_PORT (18100), RSAFE_PORT (18180),
 RSAFE_REASONING_MAX_CHARS (600), RSAFE_MAX_TOKENS (400), LIMIT (items per suite; default all),
-SUITES (default "local-test policy-following"; `local-train` tells fitting from generalising).
+SUITES (default "local-test policy-following": suite names or unified JSONL files; `local-train`
+tells fitting from generalising).
 """
 
 from __future__ import annotations
@@ -59,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         try:
             for suite in suites:
+                results = REPO / "artifacts" / "eval" / f"{options.name}-{Path(suite).stem}.jsonl"
                 command = [
                     str(Path(sys.executable).with_name("rsafe")), "eval", "run", suite,
                     "--gateway-url", gateway.url, "--concurrency", "8",
-                    "--results", str(REPO / "artifacts" / "eval" / f"{options.name}-{suite}.jsonl"),
+                    "--results", str(results),
                     "--reasoning-max-chars", reasoning, "--max-tokens", max_tokens,
                     "--temperature", "0", "--timeout", "900", "--no-progress",
                     *(["--limit", limit] if limit else []),
