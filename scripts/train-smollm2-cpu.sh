@@ -14,9 +14,9 @@
 # Env: CONFIG (default models/configs/cpu-smollm2.yaml), GRPO_STEPS (optimizer steps of stage 2;
 # default: the config's grpo.max_steps),
 # SKIP_SETUP=1 (the training venv is already there), STAGES (default "sft grpo round2/sft
-# round4b/sft round4b/grpo"; round2/grpo and round2b/sft are round 2's abandoned tries, round3/*
-# and round4/* rounds 3-4's, on request: round 4 went on from round 3's step-170 checkpoint,
-# round 4b from round 4's step-70 one).
+# round4b/sft round5/sft round5/grpo"; round2/grpo and round2b/sft are round 2's abandoned tries,
+# round3/*, round4/* and round4b/grpo rounds 3-4's, on request: round 4 went on from round 3's
+# step-170 checkpoint, round 4b from round 4's step-70 one; round 5 starts from the base).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG=${CONFIG:-models/configs/cpu-smollm2.yaml}
@@ -25,7 +25,8 @@ CONFIG_ROUND2B=${CONFIG_ROUND2B:-models/configs/cpu-smollm2-round2b.yaml}
 CONFIG_ROUND3=${CONFIG_ROUND3:-models/configs/cpu-smollm2-round3.yaml}
 CONFIG_ROUND4=${CONFIG_ROUND4:-models/configs/cpu-smollm2-round4.yaml}
 CONFIG_ROUND4B=${CONFIG_ROUND4B:-models/configs/cpu-smollm2-round4b.yaml}
-STAGES=${STAGES:-sft grpo round2/sft round4b/sft round4b/grpo}
+CONFIG_ROUND5=${CONFIG_ROUND5:-models/configs/cpu-smollm2-round5.yaml}
+STAGES=${STAGES:-sft grpo round2/sft round4b/sft round5/sft round5/grpo}
 OUT=artifacts/smollm2-rsafe
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 export PYTHONPATH="$PWD/service:$PWD/models/training${PYTHONPATH:+:$PYTHONPATH}"
@@ -68,6 +69,10 @@ for stage in $STAGES; do
     # Round 4b: round 4 with the decision tokens weighted up in the loss, from its step 70.
     round4b/sft) $train sft -c "$CONFIG_ROUND4B" --model "$OUT/round4/sft/checkpoint-70" --resume ;;
     round4b/grpo) $train grpo -c "$CONFIG_ROUND4B" --model "$OUT/round4b/sft/adapter" --resume \
+            ${GRPO_STEPS:+--set grpo.max_steps=$GRPO_STEPS} ;;
+    # Round 5: every decoder layer adapted (r 32), several passes over one sample, from the base.
+    round5/sft) $train sft -c "$CONFIG_ROUND5" --resume ;;
+    round5/grpo) $train grpo -c "$CONFIG_ROUND5" --model "$OUT/round5/sft/adapter" --resume \
             ${GRPO_STEPS:+--set grpo.max_steps=$GRPO_STEPS} ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
   esac

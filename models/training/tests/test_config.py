@@ -35,6 +35,7 @@ def test_defaults_are_the_papers() -> None:
         "cpu-smollm2-round3.yaml",
         "cpu-smollm2-round4.yaml",
         "cpu-smollm2-round4b.yaml",
+        "cpu-smollm2-round5.yaml",
         "smoke.yaml",
     ],
 )
