@@ -77,13 +77,13 @@ def decision_positions(labels: Sequence[int], tokens: DecisionTokens) -> list[in
     return positions
 
 
-def decision_weighted_loss(tokens: DecisionTokens, weight: float) -> Callable[..., Any]:
+def decision_weighted_loss(tokens: DecisionTokens, weight: float) -> Callable[[Any, Any], Any]:
     """The loss of `decision_weighted_trainer`: token cross-entropy over the completion, the
     decision tokens counted `weight` times, normalised by the total weight."""
     import torch
     import torch.nn.functional as functional
 
-    def loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+    def loss(outputs: Any, labels: Any) -> Any:
         logits = outputs.logits[:, :-1, :].float()
         targets = labels[:, 1:]
         per_token = functional.cross_entropy(
