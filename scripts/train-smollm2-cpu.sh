@@ -70,7 +70,7 @@ for stage in $STAGES; do
     round4b/sft) $train sft -c "$CONFIG_ROUND4B" --model "$OUT/round4/sft/checkpoint-70" --resume ;;
     round4b/grpo) $train grpo -c "$CONFIG_ROUND4B" --model "$OUT/round4b/sft/adapter" --resume \
             ${GRPO_STEPS:+--set grpo.max_steps=$GRPO_STEPS} ;;
-    # Round 5: every decoder layer adapted (r 32), several passes over one sample, from the base.
+    # Round 5: every decoder layer adapted (r 16), several passes over one sample, from the base.
     round5/sft) $train sft -c "$CONFIG_ROUND5" --resume ;;
     round5/grpo) $train grpo -c "$CONFIG_ROUND5" --model "$OUT/round5/sft/adapter" --resume \
             ${GRPO_STEPS:+--set grpo.max_steps=$GRPO_STEPS} ;;

@@ -214,6 +214,35 @@ def smoke(
 
 
 @app.command()
+def probe(
+    model_dir: Annotated[Path, typer.Argument(help="a merged checkpoint folder")],
+    files: Annotated[list[Path], typer.Argument(help="JSONL items: prompt (or input) and label")],
+) -> None:
+    """The decision probe of a harm-first checkpoint: ROC AUC and accuracy per file, from the
+    logits of ' harmful' / ' harmless' after the quotation (no generation)."""
+    from rsafe_train.probe import DecisionProbe, report
+
+    scorer = DecisionProbe(model_dir)
+    table = Table(title=f"decision probe: {model_dir}")
+    for column in ("file", "items", "AUC", "acc @ 0", "best acc", "@ threshold", "mean +/-"):
+        table.add_column(column, justify="right")
+    for path in files:
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        rows = [(r.get("prompt") or r["input"], r["label"]) for r in records]
+        result = report(scorer.scored(rows))
+        table.add_row(
+            path.stem,
+            str(result.items),
+            f"{result.auc:.3f}",
+            f"{result.accuracy_at_zero:.3f}",
+            f"{result.best_accuracy:.3f}",
+            f"{result.best_threshold:+.2f}",
+            f"{result.mean_harmful:+.2f} / {result.mean_harmless:+.2f}",
+        )
+    console.print(table)
+
+
+@app.command()
 def plot(
     metrics: Annotated[Path, typer.Argument(help="metrics.jsonl written by sft/grpo")],
     out: Annotated[Path | None, typer.Option("--out", "-o")] = None,
