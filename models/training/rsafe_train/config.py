@@ -78,6 +78,11 @@ class GRPOSettings:
     """Stage 2: GRPO with the rule-based reward; defaults are the paper's reference run."""
 
     max_examples: int | None = None
+    # False: only items under their own (source's or default) policy, no policy-swap views. The
+    # reward sees the verdict only, so a swap view (harmful content that its policy leaves out,
+    # gold safe) pays "harmless ... safe" as well as "harmful, but this policy ... safe", and a
+    # harm-first model learns to call harmful content harmless (measured: models/README.md).
+    policy_swaps: bool = True
     num_generations: int = 4
     temperature: float = 0.7
     top_p: float = 0.8

@@ -27,7 +27,7 @@ from rsafe_train.checkpoint import (
     save_for_vllm,
 )
 from rsafe_train.config import GRPOSettings, RunConfig, as_dict
-from rsafe_train.data import read_jsonl
+from rsafe_train.data import Example, read_jsonl
 from rsafe_train.metrics import JsonlMetricsCallback, plot_metrics, use_rich_progress
 from rsafe_train.reward import (
     ACCURACY_WEIGHT,
@@ -61,6 +61,14 @@ def batch_layout(settings: GRPOSettings, world_size: int = 1) -> tuple[int, int]
     return micro, completions // (micro * world_size)
 
 
+def stage2_examples(config: RunConfig) -> list[Example]:
+    """The train file's items, without the policy-swap views unless `grpo.policy_swaps`."""
+    examples = read_jsonl(Path(config.data))
+    if config.grpo.policy_swaps:
+        return examples
+    return [example for example in examples if example.policy is None]
+
+
 def run_grpo(
     config: RunConfig,
     *,
@@ -78,7 +86,7 @@ def run_grpo(
     model, tokenizer = load_model_and_tokenizer(model_path or config.model, use_cpu=on_cpu)
     resolver = policy_resolver(config)
     records = []
-    for example in select(read_jsonl(Path(config.data)), settings.max_examples, config.seed):
+    for example in select(stage2_examples(config), settings.max_examples, config.seed):
         messages = resolver.messages(example)
         if prompt_tokens(tokenizer, messages) <= settings.max_prompt_length:
             records.append({"prompt": messages, "label": example.label})
