@@ -160,6 +160,37 @@ def test_project_everyday_requests() -> None:
     assert local_suite.near_duplicate_pairs(items, gate, threshold=0.5) == []
 
 
+PROJECT_HARMFUL_FILE = local_suite.REPO / "data" / "project-harmful" / "requests.jsonl"
+
+
+def test_project_harmful_requests() -> None:
+    """The harmful requests written for this project (not in the suite yet): each names an
+    rsafe-default category and a topic, none is a near-duplicate of another, of a suite item
+    (which would move that item's cluster once it joins) or of a CI gate item."""
+    policy = (local_suite.REPO / "policies" / "rsafe-default.md").read_text(encoding="utf-8")
+    categories = set(re.findall(r"^(U\d+) - ", policy, flags=re.MULTILINE))
+    assert len(categories) == 18
+    rows = [json.loads(line) for line in PROJECT_HARMFUL_FILE.read_text("utf-8").splitlines()]
+    assert [row["id"] for row in rows] == [f"ph-{i:04d}" for i in range(1, len(rows) + 1)]
+    assert all(row["category"] in categories and row["topic"].strip() for row in rows)
+    assert all(6 <= len(row["prompt"].split()) <= 40 for row in rows)
+    per_category = {c: sum(row["category"] == c for row in rows) for c in ("U9", "U15", "U6")}
+    assert min(per_category.values()) >= 10, per_category
+    items = [
+        EvalItem(id=row["id"], prompt=row["prompt"], label="unsafe", source="project-harmful")
+        for row in rows
+    ]
+    assert local_suite.near_duplicate_pairs(items) == []
+    suite = load_jsonl(SUITE / "train.jsonl") + load_jsonl(SUITE / "test.jsonl")
+    assert local_suite.near_duplicate_pairs(items, suite) == []
+    gate_path = local_suite.REPO / "tests" / "gate" / "items.jsonl"
+    gate = [
+        EvalItem(id=row["id"], prompt=row["input"], label=row["label"], source="gate")
+        for row in map(json.loads, gate_path.read_text(encoding="utf-8").splitlines())
+    ]
+    assert local_suite.near_duplicate_pairs(items, gate, threshold=0.5) == []
+
+
 def test_adding_a_source_leaves_the_other_sources_split_alone() -> None:
     """Each (source, label) is split on its own: the committed files without project-everyday are
     what splitting the other sources alone gives (no new item joined an old cluster)."""
