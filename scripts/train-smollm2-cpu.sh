@@ -14,8 +14,8 @@
 # Env: CONFIG (default models/configs/cpu-smollm2.yaml), GRPO_STEPS (optimizer steps of stage 2;
 # default: the config's grpo.max_steps),
 # SKIP_SETUP=1 (the training venv is already there), STAGES (default "sft grpo round2/sft
-# round4b/sft round5/sft round6/sft round6/grpo"; round2/grpo and round2b/sft are round 2's abandoned tries,
-# round3/*, round4/*, round4b/grpo and round5/grpo earlier tries, on request: round 4 went on from round 3's
+# round4b/sft round5/sft round6/sft round7/sft round7/grpo"; round2/grpo and round2b/sft are round 2's
+# abandoned tries, round3/*, round4/*, round4b/grpo, round5/grpo and round6/grpo earlier tries, on request: round 4 went on from round 3's
 # step-170 checkpoint, round 4b from round 4's step-70 one; round 5 starts from the base, round 6 from round 5's stage-1 adapter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,8 @@ CONFIG_ROUND3=${CONFIG_ROUND3:-models/configs/cpu-smollm2-round3.yaml}
 CONFIG_ROUND4=${CONFIG_ROUND4:-models/configs/cpu-smollm2-round4.yaml}
 CONFIG_ROUND4B=${CONFIG_ROUND4B:-models/configs/cpu-smollm2-round4b.yaml}
 CONFIG_ROUND5=${CONFIG_ROUND5:-models/configs/cpu-smollm2-round5.yaml}
-STAGES=${STAGES:-sft grpo round2/sft round4b/sft round5/sft round6/sft round6/grpo}
+CONFIG_ROUND7=${CONFIG_ROUND7:-models/configs/cpu-smollm2-round7.yaml}
+STAGES=${STAGES:-sft grpo round2/sft round4b/sft round5/sft round6/sft round7/sft round7/grpo}
 OUT=artifacts/smollm2-rsafe
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 export PYTHONPATH="$PWD/service:$PWD/models/training${PYTHONPATH:+:$PYTHONPATH}"
@@ -84,6 +85,11 @@ for stage in $STAGES; do
             --set sft.epochs=2 --set sft.learning_rate=1e-4 ;;
     round6/grpo) $train grpo -c "$CONFIG_ROUND5" --model "$OUT/round6/sft/adapter" --resume \
             --set output_dir="$OUT/round6" --set grpo.learning_rate=2e-5 \
+            ${GRPO_STEPS:+--set grpo.max_steps=$GRPO_STEPS} ;;
+    # Round 7: stage 1 from round 6's stage-1 adapter on project-harmful (the categories the
+    # train split barely held) and project-everyday first, then a replay; stage 2 at lr 2e-5.
+    round7/sft) $train sft -c "$CONFIG_ROUND7" --model "$OUT/round6/sft/adapter" --resume ;;
+    round7/grpo) $train grpo -c "$CONFIG_ROUND7" --model "$OUT/round7/sft/adapter" --resume \
             ${GRPO_STEPS:+--set grpo.max_steps=$GRPO_STEPS} ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
   esac

