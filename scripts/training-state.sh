@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=artifacts/smollm2-rsafe
 STATE=models/training-state
-STAGES=(sft grpo round2/sft round2/grpo round2b/sft round3/sft round3/grpo round4/sft round4/grpo round4b/sft round4b/grpo round5/sft round5/grpo round6/sft round6/grpo)
+STAGES=(sft grpo round2/sft round2/grpo round2b/sft round3/sft round3/grpo round4/sft round4/grpo round4b/sft round4b/grpo round5/sft round5/grpo round6/sft round6/grpo round7/sft round7/grpo)
 log() { printf '\033[1m[training-state]\033[0m %s\n' "$*"; }
 
 newest() { # folder → its checkpoint-N with the highest N (empty: none)
