@@ -192,34 +192,28 @@ def read_everyday(rho: Path) -> list[EvalItem]:
     return items
 
 
-def read_project_everyday(path: Path = REPO / PROJECT_EVERYDAY_FILE) -> list[EvalItem]:
-    """The everyday requests written for this project: one `{"id", "prompt", "topic"}` a line."""
+def _read_project_file(path: Path, source: str, label: Label, relpath: str) -> list[EvalItem]:
+    """One of the project's own request files: `{"id", "prompt", …}` a line; every field but the
+    prompt is kept in `meta` (`id` as `ref`)."""
     items = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             row = json.loads(line)
+            meta = {key: str(value) for key, value in row.items() if key not in ("id", "prompt")}
             items.append(
-                _make(
-                    "project-everyday", str(row["prompt"]), "safe", PROJECT_EVERYDAY_FILE,
-                    topic=str(row["topic"]), ref=str(row["id"]),
-                )
-            )  # fmt: skip
+                _make(source, str(row["prompt"]), label, relpath, **meta, ref=str(row["id"]))
+            )
     return items
+
+
+def read_project_everyday(path: Path = REPO / PROJECT_EVERYDAY_FILE) -> list[EvalItem]:
+    """The everyday requests written for this project: one `{"id", "prompt", "topic"}` a line."""
+    return _read_project_file(path, "project-everyday", "safe", PROJECT_EVERYDAY_FILE)
 
 
 def read_project_harmful(path: Path = REPO / PROJECT_HARMFUL_FILE) -> list[EvalItem]:
     """The harmful requests written for this project: `{"id", "prompt", "category", "topic"}`."""
-    items = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            items.append(
-                _make(
-                    "project-harmful", str(row["prompt"]), "unsafe", PROJECT_HARMFUL_FILE,
-                    category=str(row["category"]), topic=str(row["topic"]), ref=str(row["id"]),
-                )
-            )  # fmt: skip
-    return items
+    return _read_project_file(path, "project-harmful", "unsafe", PROJECT_HARMFUL_FILE)
 
 
 def read_sources(
