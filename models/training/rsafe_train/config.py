@@ -83,6 +83,10 @@ class GRPOSettings:
     # gold safe) pays "harmless ... safe" as well as "harmful, but this policy ... safe", and a
     # harm-first model learns to call harmful content harmless (measured: models/README.md).
     policy_swaps: bool = True
+    # True: every step's prompts are half gold-unsafe, half gold-safe (the items interleaved by
+    # label, in that order), so a small step cannot push the verdict's prior one way only: with 2
+    # prompts a step, unbalanced draws made the decision threshold random-walk (models/README.md).
+    balanced_steps: bool = False
     num_generations: int = 4
     temperature: float = 0.7
     top_p: float = 0.8

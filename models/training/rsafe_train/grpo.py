@@ -14,6 +14,7 @@ rendered prompt is longer are left out here (truncating would cut the policy or 
 from __future__ import annotations
 
 import os
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,18 @@ def stage2_examples(config: RunConfig) -> list[Example]:
     return [example for example in examples if example.policy is None]
 
 
+def interleave_labels(records: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """Records alternately gold unsafe and gold safe, each label's order shuffled (seeded); the
+    longer label's surplus is dropped, so every even-sized run of consecutive prompts is
+    label-balanced."""
+    rng = random.Random(seed)
+    unsafe = [record for record in records if record["label"] == "unsafe"]
+    safe = [record for record in records if record["label"] != "unsafe"]
+    rng.shuffle(unsafe)
+    rng.shuffle(safe)
+    return [record for pair in zip(unsafe, safe, strict=False) for record in pair]
+
+
 def run_grpo(
     config: RunConfig,
     *,
@@ -94,6 +107,10 @@ def run_grpo(
         raise ValueError(
             f"stage 2 has no items within max_prompt_length={settings.max_prompt_length}"
         )
+    if settings.balanced_steps:
+        if settings.batch_prompts % 2:
+            raise ValueError("grpo.balanced_steps needs an even grpo.batch_prompts")
+        records = interleave_labels(records, config.seed)
     micro, accumulation = batch_layout(settings, int(os.environ.get("WORLD_SIZE", "1")))
     args = GRPOConfig(
         output_dir=str(out_dir),
@@ -116,6 +133,8 @@ def run_grpo(
         vllm_server_base_url=settings.vllm_server_base_url,
         vllm_gpu_memory_utilization=settings.vllm_gpu_memory_utilization,
         log_completions=settings.log_completions,
+        # balanced_steps' order is the schedule: the sampler must not shuffle it away.
+        shuffle_dataset=not settings.balanced_steps,
         **trainer_run_args(settings, config.seed, on_cpu),
     )
     metrics = out_dir / "metrics.jsonl"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rsafe_train.config import SFTSettings, load_config
 from rsafe_train.data import Example, write_jsonl
-from rsafe_train.grpo import stage2_examples
+from rsafe_train.grpo import interleave_labels, stage2_examples
 from rsafe_train.sft import select_with_focus
 
 
@@ -70,3 +70,16 @@ def test_stage_two_leaves_the_policy_swap_views_out_when_asked(tmp_path: Path) -
     assert stage2_examples(config) == examples  # the paper's default: every view
     config = load_config(None, [f"data={data}", "grpo.policy_swaps=false"])
     assert stage2_examples(config) == [examples[0], examples[2]]
+
+
+def test_interleave_labels_balances_every_step_of_two_prompts() -> None:
+    records = [{"prompt": f"u{i}", "label": "unsafe"} for i in range(7)] + [
+        {"prompt": f"s{i}", "label": "safe"} for i in range(4)
+    ]
+    ordered = interleave_labels(records, seed=3)
+    assert len(ordered) == 8  # the unsafe surplus is dropped
+    for start in range(0, len(ordered), 2):
+        assert [r["label"] for r in ordered[start : start + 2]] == ["unsafe", "safe"]
+    assert {r["prompt"] for r in ordered if r["label"] == "safe"} == {f"s{i}" for i in range(4)}
+    assert interleave_labels(records, seed=3) == ordered  # seeded
+    assert interleave_labels(records, seed=4) != ordered
