@@ -63,6 +63,9 @@ class SFTSettings:
     gradient_accumulation_steps: int = 1
     epochs: float = 1.0
     max_steps: int = -1
+    # End the stage after this optimizer step, on the schedule planned for `epochs` (max_steps
+    # would re-plan the learning-rate decay): round 7 stopped at the end of its first pass.
+    stop_at_step: int | None = None
     max_length: int = 2560  # prompt + completion tokens; longer items are truncated by TRL
     warmup_ratio: float = 0.0
     logging_steps: int = 1

@@ -1,4 +1,5 @@
-"""Per-step training metrics: a TRL/transformers callback writing JSONL, and a PNG plot of it."""
+"""Per-step training metrics: a TRL/transformers callback writing JSONL, and a PNG plot of it;
+and the callback that ends a stage at a chosen step."""
 
 from __future__ import annotations
 
@@ -27,6 +28,19 @@ _KEEP = {
     "entropy": "entropy",
     "mean_token_accuracy": "mean_token_accuracy",
 }
+
+
+class StopAtStep(TrainerCallback):  # type: ignore[misc]  # untyped in the gateway venv
+    """Ends training once the global step reaches `step`; the learning-rate schedule stays the
+    one planned for the whole run (unlike `max_steps`, which re-plans it)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if state.global_step >= self.step:
+            control.should_training_stop = True
+        return control
 
 
 class JsonlMetricsCallback(TrainerCallback):  # type: ignore[misc]  # untyped in the gateway venv

@@ -13,6 +13,7 @@ Runs in the training environment (torch, transformers); the arithmetic below is 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,10 +44,11 @@ class ProbeReport:
 
 
 def roc_auc(scored: Sequence[Scored]) -> float:
+    """NaN when the items are all of one label (a file of harmful requests only, say)."""
     positives = [s.score for s in scored if s.label == UNSAFE]
     negatives = [s.score for s in scored if s.label != UNSAFE]
     if not positives or not negatives:
-        raise ValueError("the AUC needs items of both labels")
+        return math.nan
     wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in positives for n in negatives)
     return wins / (len(positives) * len(negatives))
 
@@ -67,8 +69,8 @@ def report(scored: Sequence[Scored]) -> ProbeReport:
         accuracy_at_zero=accuracy_above(scored, 0.0),
         best_accuracy=accuracy_above(scored, best_threshold),
         best_threshold=best_threshold,
-        mean_harmful=sum(harmful) / len(harmful),
-        mean_harmless=sum(harmless) / len(harmless),
+        mean_harmful=sum(harmful) / len(harmful) if harmful else math.nan,
+        mean_harmless=sum(harmless) / len(harmless) if harmless else math.nan,
     )
 
 

@@ -27,7 +27,7 @@ from rsafe_train.checkpoint import (
 from rsafe_train.config import RunConfig, SFTSettings, as_dict
 from rsafe_train.data import Example, read_jsonl
 from rsafe_train.decision_loss import DecisionTokens, decision_weighted_trainer
-from rsafe_train.metrics import JsonlMetricsCallback, use_rich_progress
+from rsafe_train.metrics import JsonlMetricsCallback, StopAtStep, use_rich_progress
 from rsafe_train.prompts import PolicyResolver, resolve_policy_path
 from rsafe_train.reasoning import ReasoningSource, TeacherReasoning, TemplateReasoning
 
@@ -226,7 +226,10 @@ def run_sft(
         processing_class=tokenizer,
         # Started from an adapter (a later round): that adapter goes on learning, no second one.
         peft_config=None if is_peft_model(model) else peft_config(settings.lora),
-        callbacks=[JsonlMetricsCallback(metrics, "sft", checkpoint_step(checkpoint))],
+        callbacks=[
+            JsonlMetricsCallback(metrics, "sft", checkpoint_step(checkpoint)),
+            *([StopAtStep(settings.stop_at_step)] if settings.stop_at_step else []),
+        ],
     )
     use_rich_progress(trainer, "stage 1 SFT")
     trainer.train(resume_from_checkpoint=checkpoint)

@@ -10,6 +10,7 @@ from rsafe_train.metrics import (
     ACCURACY_KEY,
     FORMAT_KEY,
     JsonlMetricsCallback,
+    StopAtStep,
     plot_metrics,
     read_metrics,
     rolling_mean,
@@ -104,3 +105,14 @@ def test_the_rolling_mean_averages_each_step_with_the_ones_before_it() -> None:
     assert rolling_mean([0.0, 1.0, 0.5, 0.5], window=2) == [0.0, 0.5, 0.75, 0.5]
     assert rolling_mean([0.2, 0.4, 0.9], window=10) == pytest.approx([0.2, 0.3, 0.5])
     assert rolling_mean([]) == []
+
+
+def test_stop_at_step_ends_training_at_that_step_only() -> None:
+    from transformers import TrainerControl, TrainerState
+
+    callback = StopAtStep(120)
+    state, control = TrainerState(), TrainerControl()
+    state.global_step = 119
+    assert not callback.on_step_end(None, state, control).should_training_stop
+    state.global_step = 120
+    assert callback.on_step_end(None, state, control).should_training_stop

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 from rsafe_train.data import Example
 from rsafe_train.probe import Scored, accuracy_above, answer_prefix, report, roc_auc
@@ -29,9 +31,12 @@ def test_auc_counts_ties_half_and_a_reversed_ranking_zero() -> None:
     assert roc_auc(scored((0.0, "unsafe"), (2.0, "safe"))) == 0.0
 
 
-def test_auc_needs_both_labels() -> None:
-    with pytest.raises(ValueError, match="both labels"):
-        roc_auc(scored((1.0, "unsafe")))
+def test_one_label_files_report_accuracy_without_an_auc() -> None:
+    # A file of harmful requests only: how many sit on the harmful side is still the question.
+    result = report(scored((1.0, "unsafe"), (-2.0, "unsafe"), (3.0, "unsafe")))
+    assert math.isnan(result.auc) and math.isnan(result.mean_harmless)
+    assert result.accuracy_at_zero == 2 / 3
+    assert result.mean_harmful == 2 / 3
 
 
 def test_calling_everything_harmful_is_a_candidate_threshold() -> None:
