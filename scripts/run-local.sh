@@ -52,7 +52,7 @@ else
   profile=cpu
   "$VLLM_PY" models/tiny_checkpoint.py "$model_dir"
   log "NOTE: serving a tiny RANDOM checkpoint: plumbing only, its verdicts are noise."
-  log "      (No default guard is built: models/default-guard/ holds no adapter yet; or RSAFE_MODEL=tiny.)"
+  log "      (RSAFE_MODEL=tiny, or the default guard is not built: scripts/setup.sh builds it from models/default-guard/.)"
   log "      Set RSAFE_MODEL=/path/to/rsafe-checkpoint for real judgements."
   export RSAFE_MAX_TOKENS=${RSAFE_MAX_TOKENS:-300} RSAFE_REASONING_MAX_CHARS=${RSAFE_REASONING_MAX_CHARS:-200}
 fi
