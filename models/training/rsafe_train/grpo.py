@@ -28,7 +28,7 @@ from rsafe_train.checkpoint import (
     save_for_vllm,
 )
 from rsafe_train.config import GRPOSettings, RunConfig, as_dict
-from rsafe_train.data import Example, read_jsonl
+from rsafe_train.data import UNSAFE, Example, read_jsonl
 from rsafe_train.metrics import JsonlMetricsCallback, plot_metrics, use_rich_progress
 from rsafe_train.reward import (
     ACCURACY_WEIGHT,
@@ -75,8 +75,8 @@ def interleave_labels(records: list[dict[str, Any]], seed: int) -> list[dict[str
     longer label's surplus is dropped, so every even-sized run of consecutive prompts is
     label-balanced."""
     rng = random.Random(seed)
-    unsafe = [record for record in records if record["label"] == "unsafe"]
-    safe = [record for record in records if record["label"] != "unsafe"]
+    unsafe = [record for record in records if record["label"] == UNSAFE]
+    safe = [record for record in records if record["label"] != UNSAFE]
     rng.shuffle(unsafe)
     rng.shuffle(safe)
     return [record for pair in zip(unsafe, safe, strict=False) for record in pair]

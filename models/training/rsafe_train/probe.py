@@ -19,11 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rsafe_train.data import Example
+from rsafe_train.data import UNSAFE, Example
 from rsafe_train.prompts import PolicyResolver
 from rsafe_train.reasoning import opening_words
-
-UNSAFE = "unsafe"
 
 
 @dataclass(frozen=True)
