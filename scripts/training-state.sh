@@ -9,7 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=artifacts/smollm2-rsafe
 STATE=models/training-state
-STAGES=(sft grpo round2/sft round2/grpo round2b/sft round3/sft round3/grpo round4/sft round4/grpo round4b/sft round4b/grpo round5/sft round5/grpo round6/sft round6/grpo round7/sft round7/grpo)
+STAGES=(sft grpo round2/sft round2/grpo round2b/sft round3/sft round3/grpo round4/sft round4/grpo round4b/sft round4b/grpo round5/sft round5/grpo round6/sft round6/grpo round7/sft round7/grpo round8/grpo)
+# Stages that write data, not weights: their JSONL files are carried as they are.
+DATA_STAGES=(round8/pass-rates)
 log() { printf '\033[1m[training-state]\033[0m %s\n' "$*"; }
 
 newest() { # folder → its checkpoint-N with the highest N (empty: none)
@@ -20,6 +22,12 @@ newest() { # folder → its checkpoint-N with the highest N (empty: none)
 step_of() { [ -n "$1" ] && echo "${1##*-}" || echo -1; }
 
 save() {
+  for stage in "${DATA_STAGES[@]}"; do
+    compgen -G "$RUN/$stage/*.jsonl" >/dev/null || continue
+    rm -rf "$STATE/$stage" && mkdir -p "$STATE/$stage"
+    cp "$RUN/$stage"/*.jsonl "$STATE/$stage/"
+    log "$stage: saved its data ($(du -sh "$STATE/$stage" | cut -f1))"
+  done
   for stage in "${STAGES[@]}"; do
     # A finished stage (its adapter is written once, at the end) is carried as that adapter alone
     # (~7 MB): the next stage starts from it and nothing resumes the stage itself.
@@ -41,6 +49,15 @@ save() {
 }
 
 restore() {
+  for stage in "${DATA_STAGES[@]}"; do
+    compgen -G "$STATE/$stage/*.jsonl" >/dev/null || continue
+    if compgen -G "$RUN/$stage/*.jsonl" >/dev/null; then
+      log "$stage: its data is here already; kept"
+    else
+      mkdir -p "$RUN/$stage" && cp "$STATE/$stage"/*.jsonl "$RUN/$stage/"
+      log "$stage: restored its data"
+    fi
+  done
   for stage in "${STAGES[@]}"; do
     if [ -f "$STATE/$stage/adapter/adapter_config.json" ]; then
       if [ -f "$RUN/$stage/adapter/adapter_config.json" ]; then

@@ -242,6 +242,66 @@ def probe(
     console.print(table)
 
 
+@app.command("pass-rates")
+def pass_rates_command(
+    base_url: Annotated[
+        str, typer.Option(help="an OpenAI-compatible server (vLLM) serving the starting model")
+    ],
+    served_model: Annotated[str, typer.Option(help="the model name that server answers to")],
+    config: ConfigOption = None,
+    data: Annotated[str, typer.Option(help="where the candidates come from (unified JSONL)")] = (
+        "artifacts/data/train.jsonl"
+    ),
+    candidates: Annotated[int, typer.Option(help="candidates rated per label")] = 150,
+    per_label: Annotated[int, typer.Option(help="mixed items kept per label")] = 30,
+    out: Annotated[Path, typer.Option("--out", "-o", help="stage 2's prompts (unified JSONL)")] = (
+        Path("artifacts/data/grpo-mixed.jsonl")
+    ),
+    rated_out: Annotated[
+        Path | None, typer.Option(help="every rating (default: OUT.rated)")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="requests in flight")] = 8,
+    overrides: SetOption = None,
+) -> None:
+    """Rate stage 2's candidates by sampling each `grpo.num_generations` times with stage 2's
+    settings; keep the items whose group is mixed (some answers right, some wrong), balanced."""
+    from transformers import AutoTokenizer
+
+    from rsafe_train.data import write_jsonl
+    from rsafe_train.grpo import prompt_tokens, stage2_examples
+    from rsafe_train.pass_rate import balanced_candidates, rate, select_mixed, summary, write_rated
+    from rsafe_train.sft import policy_resolver
+
+    run_config = _config(config, overrides, data=data)
+    tokenizer = AutoTokenizer.from_pretrained(run_config.model)
+    resolver = policy_resolver(run_config)
+    fitting = [  # what stage 2 would leave out anyway
+        example
+        for example in stage2_examples(run_config)
+        if prompt_tokens(tokenizer, resolver.messages(example)) <= run_config.grpo.max_prompt_length
+    ]
+    pool = balanced_candidates(fitting, candidates, run_config.seed)
+    console.print(f"rating {len(pool)} candidates x {run_config.grpo.num_generations} samples")
+    rated = rate(
+        pool,
+        resolver.messages,
+        run_config.grpo,
+        base_url=base_url,
+        model=served_model,
+        seed=run_config.seed,
+        workers=workers,
+    )
+    write_rated(rated, rated_out or out.with_suffix(".rated.jsonl"))
+    table = Table(title="groups of stage 2's sampling, per gold label")
+    for column in ("label", "all right", "all wrong", "mixed"):
+        table.add_column(column, justify="right")
+    for label, kinds in summary(rated).items():
+        table.add_row(label, *(str(kinds[k]) for k in ("all right", "all wrong", "mixed")))
+    console.print(table)
+    kept = write_jsonl(select_mixed(rated, per_label, run_config.seed), out)
+    console.print(f"[green]{kept} mixed items[/green] (half per label) → {out}")
+
+
 @app.command()
 def plot(
     metrics: Annotated[Path, typer.Argument(help="metrics.jsonl written by sft/grpo")],

@@ -77,3 +77,19 @@ def test_a_finished_stage_travels_as_its_adapter_alone(tmp_path: Path) -> None:
     assert (run / "adapter" / "adapter_config.json").read_text() == '{"r": 16}'
     assert not any(run.glob("checkpoint-*"))
     assert "finished here already" in _run(root, "restore")
+
+
+def test_a_data_stage_is_carried_as_its_jsonl_files(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    folder = root / "artifacts" / "smollm2-rsafe" / "round8" / "pass-rates"
+    folder.mkdir(parents=True)
+    (folder / "mixed.jsonl").write_text('{"prompt": "p", "label": "safe"}\n')
+    (folder / "vllm.log").write_text("not carried")
+    assert "round8/pass-rates: saved its data" in _run(root, "save")
+    shutil.rmtree(root / "artifacts")
+    assert "round8/pass-rates: restored its data" in _run(root, "restore")
+    assert (folder / "mixed.jsonl").read_text() == '{"prompt": "p", "label": "safe"}\n'
+    assert not (folder / "vllm.log").exists()
+    (folder / "mixed.jsonl").write_text("local\n")
+    assert "its data is here already; kept" in _run(root, "restore")  # never overwritten
+    assert (folder / "mixed.jsonl").read_text() == "local\n"
