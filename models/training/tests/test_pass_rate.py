@@ -48,6 +48,7 @@ def test_the_request_samples_one_group_with_stage_2s_settings() -> None:
     assert body["max_tokens"] == 128
     assert body["seed"] == 7
     assert body["model"] == "guard"
+    assert "seed" not in request_body("guard", [], settings)  # unseeded: vLLM's batched sampler
 
 
 def test_choices_are_read_in_order_and_a_null_content_is_empty() -> None:
@@ -94,7 +95,9 @@ def test_only_mixed_groups_are_kept_with_as_many_safe_as_unsafe() -> None:
     mixed_prompts = {r.example.prompt for r in rated if r.mixed}
     assert {e.prompt for e in chosen} <= mixed_prompts
     assert len(select_mixed(rated, per_label=2, seed=0)) == 4
-    assert summary(rated)["safe"] == {"all right": 2, "all wrong": 2, "mixed": 6}
+    assert summary(rated)["safe"] == {
+        "all right": 2, "all wrong": 2, "mixed": 6, "pass rate": 20 / 40,
+    }  # fmt: skip
 
 
 def test_rated_file_reads_back_as_training_examples(tmp_path: Path) -> None:
