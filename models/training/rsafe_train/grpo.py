@@ -30,6 +30,7 @@ from rsafe_train.checkpoint import (
 from rsafe_train.config import GRPOSettings, RunConfig, as_dict
 from rsafe_train.data import UNSAFE, Example, read_jsonl
 from rsafe_train.metrics import JsonlMetricsCallback, plot_metrics, use_rich_progress
+from rsafe_train.prompts import PolicyResolver
 from rsafe_train.reward import (
     ACCURACY_WEIGHT,
     FORMAT_WEIGHT,
@@ -48,6 +49,15 @@ from rsafe_train.sft import (
 def prompt_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def within_prompt_budget(
+    examples: list[Example], resolver: PolicyResolver, tokenizer: Any, max_tokens: int
+) -> list[tuple[Example, list[dict[str, str]]]]:
+    """Each example with its rendered messages, those whose prompt is over `max_tokens` left
+    out (truncating would cut the policy or the instruction)."""
+    rendered = [(example, resolver.messages(example)) for example in examples]
+    return [pair for pair in rendered if prompt_tokens(tokenizer, pair[1]) <= max_tokens]
 
 
 def batch_layout(settings: GRPOSettings, world_size: int = 1) -> tuple[int, int]:
@@ -98,11 +108,13 @@ def run_grpo(
     on_cpu = (not has_gpu()) if settings.use_cpu is None else settings.use_cpu
     model, tokenizer = load_model_and_tokenizer(model_path or config.model, use_cpu=on_cpu)
     resolver = policy_resolver(config)
-    records = []
-    for example in select(stage2_examples(config), settings.max_examples, config.seed):
-        messages = resolver.messages(example)
-        if prompt_tokens(tokenizer, messages) <= settings.max_prompt_length:
-            records.append({"prompt": messages, "label": example.label})
+    chosen = select(stage2_examples(config), settings.max_examples, config.seed)
+    records = [
+        {"prompt": messages, "label": example.label}
+        for example, messages in within_prompt_budget(
+            chosen, resolver, tokenizer, settings.max_prompt_length
+        )
+    ]
     if not records:
         raise ValueError(
             f"stage 2 has no items within max_prompt_length={settings.max_prompt_length}"

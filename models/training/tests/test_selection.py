@@ -83,3 +83,24 @@ def test_interleave_labels_balances_every_step_of_two_prompts() -> None:
     assert {r["prompt"] for r in ordered if r["label"] == "safe"} == {f"s{i}" for i in range(4)}
     assert interleave_labels(records, seed=3) == ordered  # seeded
     assert interleave_labels(records, seed=4) != ordered
+
+
+class _WordTokenizer:
+    """Counts whitespace words of the joined messages (enough to test the budget)."""
+
+    def apply_chat_template(self, messages: list[dict[str, str]], **_: object) -> str:
+        return " ".join(message["content"] for message in messages)
+
+    def __call__(self, text: str, **_: object) -> dict[str, list[int]]:
+        return {"input_ids": [0] * len(text.split())}
+
+
+def test_prompts_over_the_budget_are_left_out_with_their_messages_kept() -> None:
+    from rsafe_train.grpo import within_prompt_budget
+    from rsafe_train.prompts import PolicyResolver
+
+    resolver = PolicyResolver.from_files()
+    short, long = Example("hi", "safe", "s"), Example("word " * 3000, "unsafe", "s")
+    kept = within_prompt_budget([short, long], resolver, _WordTokenizer(), 2000)
+    assert [example for example, _ in kept] == [short]
+    assert kept[0][1] == resolver.messages(short)
